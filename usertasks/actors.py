@@ -1,0 +1,63 @@
+"""Who is acting: the identity every service call carries, and what DESIGN §7 lets it do.
+
+`user_id` and `user_group` are plain strings from an external identity provider; in the web UI
+and the API they are the Django username and group names of the authenticated user.
+"""
+
+from dataclasses import dataclass, field
+
+PERM_ACT_FOR_OTHERS = "usertasks.act_for_others"
+PERM_ASSIGN = "usertasks.assign_usertaskrun"
+PERM_CANCEL = "usertasks.cancel_usertaskrun"
+PERM_VIEW_AUDIT = "usertasks.view_audit"
+PERM_PUT_DEF = "usertasks.add_usertaskdef"
+PERM_START_RUN = "usertasks.add_usertaskrun"
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    groups: frozenset[str] = field(default_factory=frozenset)
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    is_superuser: bool = False
+
+    @classmethod
+    def for_user(cls, user) -> "Actor":
+        """The actor for a Django user: username, group names and permissions (two queries)."""
+        return cls(
+            name=user.get_username(),
+            groups=frozenset(user.groups.values_list("name", flat=True)),
+            permissions=frozenset(user.get_all_permissions()) if user.is_active else frozenset(),
+            is_superuser=bool(user.is_active and user.is_superuser),
+        )
+
+    def has(self, perm: str) -> bool:
+        return self.is_superuser or perm in self.permissions
+
+    @property
+    def acts_for_others(self) -> bool:
+        """A workflow engine or service account: may pass any user_id and sees every run."""
+        return self.has(PERM_ACT_FOR_OTHERS)
+
+    @property
+    def can_assign(self) -> bool:
+        return self.acts_for_others or self.has(PERM_ASSIGN)
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.acts_for_others or self.has(PERM_CANCEL)
+
+    @property
+    def sees_all(self) -> bool:
+        return self.acts_for_others or any(self.has(p) for p in (PERM_VIEW_AUDIT, PERM_ASSIGN, PERM_CANCEL))
+
+    def can_see(self, run) -> bool:
+        if self.sees_all:
+            return True
+        return (run.user_id is not None and run.user_id == self.name) or (
+            run.user_group is not None and run.user_group in self.groups
+        )
+
+
+# Timers and maintenance commands act as `system`, which may do anything.
+SYSTEM = Actor(name="system", is_superuser=True)

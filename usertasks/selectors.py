@@ -1,0 +1,220 @@
+"""Reads: search with keyset pages, the runs a user may see (DESIGN §7), and JSON views of runs."""
+
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+from typing import Any
+
+from django.core import signing
+from django.db.models import Q, QuerySet
+
+from .actors import Actor
+from .exceptions import InvalidArgument, NotFound
+from .models import UserTaskDef, UserTaskEvent, UserTaskRun
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_BOOKMARK_SALT = "usertasks.search.bookmark"
+
+
+def visible_runs(actor: Actor) -> QuerySet[UserTaskRun]:
+    """Every run the actor may see: all for managers, admins and service accounts; otherwise
+    the runs assigned to them or to one of their groups. Another user's run is simply absent."""
+    qs = UserTaskRun.objects.all()
+    if actor.sees_all:
+        return qs
+    return qs.filter(Q(user_id=actor.name) | Q(user_group__in=sorted(actor.groups)))
+
+
+def get_user_task_run(actor: Actor, run_id: Any) -> UserTaskRun:
+    """The run with its def, or NotFound when it is absent or the actor may not see it."""
+    try:
+        wf_run_id, guid = run_id
+    except (TypeError, ValueError):
+        raise InvalidArgument("a UserTaskRun id is a pair (wf_run_id, user_task_guid)") from None
+    run = (
+        visible_runs(actor)
+        .select_related("user_task_def", "wf_run")
+        .filter(wf_run_id=wf_run_id, user_task_guid=guid)
+        .first()
+    )
+    if run is None:
+        raise NotFound(f"UserTaskRun {wf_run_id}/{guid} not found")
+    return run
+
+
+@dataclass
+class SearchPage:
+    results: list[UserTaskRun]
+    bookmark: str | None
+
+
+def _clean_filter(value: Any, what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string")
+    return value
+
+
+def parse_time(value: Any, what: str) -> datetime | None:
+    """An ISO 8601 time (a naive one is taken as UTC), or None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidArgument(f"{what} must be an ISO 8601 time, e.g. 2026-11-28T09:30:00Z; got {value!r}") from None
+    else:
+        raise InvalidArgument(f"{what} must be an ISO 8601 time")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt_timezone.utc)
+    return parsed
+
+
+def _clean_limit(limit: Any) -> int:
+    if limit is None or limit == "":
+        return DEFAULT_LIMIT
+    if isinstance(limit, str) and limit.strip().isdigit():
+        limit = int(limit)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"limit must be an integer from 1 to {MAX_LIMIT}; got {limit!r}")
+    return limit
+
+
+def _encode_bookmark(run: UserTaskRun, newest_first: bool) -> str:
+    return signing.dumps([run.scheduled_time.isoformat(), run.pk, int(newest_first)], salt=_BOOKMARK_SALT)
+
+
+def _decode_bookmark(bookmark: str, newest_first: bool) -> tuple[datetime, int]:
+    try:
+        time_text, pk, desc = signing.loads(bookmark, salt=_BOOKMARK_SALT)
+        if bool(desc) != newest_first:
+            raise ValueError("bookmark of the other order")
+        return datetime.fromisoformat(time_text), int(pk)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise InvalidArgument("bookmark was not issued by this server for this search") from None
+
+
+def search_user_task_runs(
+    *,
+    actor: Actor,
+    status: Any = None,
+    user_task_def_name: Any = None,
+    user_id: Any = None,
+    user_group: Any = None,
+    earliest_start: Any = None,
+    latest_start: Any = None,
+    limit: Any = None,
+    bookmark: Any = None,
+    newest_first: bool = False,
+    require_filter: bool = True,
+) -> SearchPage:
+    """Runs matching every given filter (ANDed), ordered by scheduled_time then id.
+
+    At least one of status, user_task_def_name, user_id, user_group is required (unless
+    require_filter is False, for the web inbox's "All visible" tab). Time bounds are inclusive.
+    Raises InvalidArgument for an unknown status, a bad time, a limit outside 1–1000 or a
+    bookmark that this server did not issue. Only runs visible to the actor are returned.
+    """
+    status = _clean_filter(status, "status")
+    if status is not None and status not in UserTaskRun.Status.values:
+        raise InvalidArgument(f"status must be one of {', '.join(UserTaskRun.Status.values)}; got {status!r}")
+    user_task_def_name = _clean_filter(user_task_def_name, "user_task_def_name")
+    user_id = _clean_filter(user_id, "user_id")
+    user_group = _clean_filter(user_group, "user_group")
+    earliest = parse_time(earliest_start, "earliest_start")
+    latest = parse_time(latest_start, "latest_start")
+    limit = _clean_limit(limit)
+    if require_filter and not any((status, user_task_def_name, user_id, user_group)):
+        raise InvalidArgument("give at least one of status, user_task_def_name, user_id, user_group")
+    if bookmark is not None and bookmark != "" and not isinstance(bookmark, str):
+        raise InvalidArgument("bookmark must be a string")
+    after = _decode_bookmark(bookmark, newest_first) if bookmark else None
+
+    qs = visible_runs(actor).select_related("user_task_def")
+    exact = {
+        "status": status,
+        "user_task_def_name": user_task_def_name,
+        "user_id": user_id,
+        "user_group": user_group,
+    }
+    qs = qs.filter(**{k: v for k, v in exact.items() if v is not None})
+    if earliest is not None:
+        qs = qs.filter(scheduled_time__gte=earliest)
+    if latest is not None:
+        qs = qs.filter(scheduled_time__lte=latest)
+    if after is not None:
+        time, pk = after
+        # The inclusive bound lets the index seek; the OR only re-checks rows at that instant.
+        if newest_first:
+            qs = qs.filter(scheduled_time__lte=time).filter(Q(scheduled_time__lt=time) | Q(pk__lt=pk))
+        else:
+            qs = qs.filter(scheduled_time__gte=time).filter(Q(scheduled_time__gt=time) | Q(pk__gt=pk))
+    order = ("-scheduled_time", "-id") if newest_first else ("scheduled_time", "id")
+    rows = list(qs.order_by(*order)[: limit + 1])
+    page, more = rows[:limit], len(rows) > limit
+    return SearchPage(results=page, bookmark=_encode_bookmark(page[-1], newest_first) if more else None)
+
+
+# --- JSON views (API responses and workflow callbacks) -----------------------------------------
+
+
+def comments_from_events(events: list[UserTaskEvent]) -> list[dict]:
+    """Comments as they stand now, replayed from the run's COMMENT_* events in order."""
+    comments: dict[int, dict] = {}
+    for event in events:
+        cid = event.payload.get("user_comment_id")
+        if event.type == UserTaskEvent.Kind.COMMENT_ADDED:
+            comments[cid] = {"user_comment_id": cid, "user_id": event.payload["user_id"],
+                             "comment": event.payload["comment"], "deleted": False}
+        elif event.type == UserTaskEvent.Kind.COMMENT_EDITED and cid in comments:
+            comments[cid]["comment"] = event.payload["comment"]
+        elif event.type == UserTaskEvent.Kind.COMMENT_DELETED and cid in comments:
+            comments[cid].update(comment=None, deleted=True)
+    return list(comments.values())
+
+
+def event_as_dict(event: UserTaskEvent) -> dict:
+    return {"time": event.time.isoformat(), "type": event.type, "actor": event.actor, **event.payload}
+
+
+def run_as_dict(run: UserTaskRun, events: list[UserTaskEvent] | None = None) -> dict:
+    """The UserTaskRun JSON of DESIGN §4."""
+    if events is None:
+        events = list(run.events.order_by("id"))
+    return {
+        "id": {"wf_run_id": run.wf_run_id, "user_task_guid": run.user_task_guid},
+        "user_task_def_id": {"name": run.user_task_def.name, "version": run.user_task_def.version},
+        "status": run.status,
+        "user_id": run.user_id,
+        "user_group": run.user_group,
+        "results": run.results,
+        "notes": run.notes,
+        "scheduled_time": run.scheduled_time.isoformat(),
+        "epoch": run.epoch,
+        "output": run.output,
+        "failure": run.failure,
+        "on_cancellation_exception_name": run.on_cancellation_exception_name,
+        "actions": run.actions,
+        "events": [event_as_dict(e) for e in events],
+        "comments": comments_from_events(events),
+    }
+
+
+def def_as_dict(udef: UserTaskDef) -> dict:
+    """The UserTaskDef JSON of DESIGN §4."""
+    return {
+        "name": udef.name,
+        "version": udef.version,
+        "description": udef.description,
+        "created_at": udef.created_at.isoformat(),
+        "fields": [
+            {"name": f.name, "display_name": f.display_name, "description": f.description,
+             "type": f.type, "required": f.required}
+            for f in udef.fields.all()
+        ],
+        "default_actions": udef.default_actions,
+    }
