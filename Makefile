@@ -30,9 +30,10 @@ run: seed
 	@echo "  Logins (password = username): admin (superuser), manager (audit), obiwan + yoda (jedi-council), mace (jedi-temple)"
 	@echo "  Ctrl-C stops the web server and the worker."
 	@echo ""
-	@$(DEV_ENV) bash -c 'trap "kill \$$worker \$$web 2>/dev/null; wait" INT TERM EXIT; \
-		$(PY) manage.py db_worker --interval 1 & worker=$$!; \
-		$(PY) manage.py runserver 127.0.0.1:$(PORT) & web=$$!; \
+	@# One process group: Ctrl-C (or either process dying) stops the web server and the worker.
+	@$(DEV_ENV) bash -c 'trap "trap - INT TERM EXIT; kill 0 2>/dev/null" INT TERM EXIT; \
+		$(PY) manage.py db_worker --interval 1 & \
+		$(PY) manage.py runserver 127.0.0.1:$(PORT) & \
 		wait -n'
 
 # Browser tests drive Debian's Chromium; install it when absent (never `playwright install`).
