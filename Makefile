@@ -32,7 +32,7 @@ run: seed
 	@echo ""
 	@# One process group: Ctrl-C (or either process dying) stops the web server and the worker.
 	@$(DEV_ENV) bash -c 'trap "trap - INT TERM EXIT; kill 0 2>/dev/null" INT TERM EXIT; \
-		$(PY) manage.py db_worker --interval 1 & \
+		TASKMANAGER_BASE_URL=$${TASKMANAGER_BASE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py run_worker --interval 1 & \
 		$(PY) manage.py runserver 127.0.0.1:$(PORT) & \
 		wait -n'
 

@@ -82,6 +82,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "usertasks.notifications.unread_count",
             ],
         },
     },
@@ -127,7 +128,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
+            if DEBUG or TESTING  # the manifest exists only after collectstatic
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
@@ -172,3 +173,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
+
+# --- Timers, reminders and workflow callbacks (DESIGN §5, §6; usertasks/hooks.py) -------------
+# Links in reminder emails point here.
+TASKMANAGER_BASE_URL = os.environ.get("TASKMANAGER_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Key of the HMAC-SHA256 signature of callbacks. Required when debug is off: `run_worker`
+# refuses to start without it; development and tests use a fixed, public default.
+_DEV_CALLBACK_SECRET = "taskmanager-development-callback-secret"
+TASKMANAGER_CALLBACK_SECRET = os.environ.get("TASKMANAGER_CALLBACK_SECRET") or (
+    _DEV_CALLBACK_SECRET if DEBUG or TESTING else ""
+)
+TASKMANAGER_CALLBACK_BACKOFF_SECONDS = float(os.environ.get("TASKMANAGER_CALLBACK_BACKOFF_SECONDS", "1"))
+TASKMANAGER_CALLBACK_MAX_ATTEMPTS = int(os.environ.get("TASKMANAGER_CALLBACK_MAX_ATTEMPTS", "8"))
+TASKMANAGER_CALLBACK_TIMEOUT_SECONDS = float(os.environ.get("TASKMANAGER_CALLBACK_TIMEOUT_SECONDS", "10"))
+# How often run_worker re-enqueues due timers and callbacks whose trigger job was lost.
+TASKMANAGER_SWEEP_INTERVAL_SECONDS = float(os.environ.get("TASKMANAGER_SWEEP_INTERVAL_SECONDS", "60"))

@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", api.urls),
     path("audit/", include("usertasks.audit")),
+    path("notifications/", include("usertasks.notifications")),
     path("", include("usertasks.urls")),
 ]

@@ -58,6 +58,37 @@ class Actor:
             run.user_group is not None and run.user_group in self.groups
         )
 
+    # What the web UI offers (DESIGN §7). These only decide which buttons to render; the services
+    # enforce the same rules on every request, so a forged POST is refused there.
+
+    def as_member(self) -> "Actor":
+        """The same person without permissions: what they see as a member of their groups."""
+        return Actor(name=self.name, groups=self.groups)
+
+    def may_claim(self, run) -> bool:
+        return run.status == "UNASSIGNED" and (self.can_assign or run.user_group in self.groups)
+
+    def may_release(self, run) -> bool:
+        return (
+            run.status == "ASSIGNED"
+            and run.user_group is not None
+            and (self.can_assign or run.user_id == self.name)
+        )
+
+    def may_work_on(self, run) -> bool:
+        """Save progress and complete: a run assigned to them, or an UNASSIGNED run of their group."""
+        if run.is_final:
+            return False
+        if run.user_id is not None:
+            return run.user_id == self.name
+        return run.user_group in self.groups
+
+    def may_change_comment(self, comment: dict) -> bool:
+        """Edit or delete a comment: its author, or an admin / a caller acting for others."""
+        if comment.get("deleted"):
+            return False
+        return comment.get("user_id") == self.name or self.acts_for_others or self.is_superuser
+
 
 # Timers and maintenance commands act as `system`, which may do anything.
 SYSTEM = Actor(name="system", is_superuser=True)

@@ -1,8 +1,11 @@
 """The domain model of DESIGN §2. Only usertasks/services.py writes these tables."""
 
+import hashlib
+import secrets
 from itertools import combinations
 from typing import NamedTuple
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -192,3 +195,184 @@ class UserTaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} by {self.actor}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API (DESIGN §4). Only a SHA-256 hash of the secret is stored:
+    the secret is shown once, by `manage.py create_api_token`, and cannot be recovered."""
+
+    PREFIX = "tm_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, default="", help_text="What the token is for.")
+    # The first characters of the secret, to tell tokens apart; far too short to be used as one.
+    token_prefix = models.CharField(max_length=12, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="Set to revoke the token.")
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        label = f" ({self.name})" if self.name else ""
+        return f"{self.token_prefix}… of {self.user}{label}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name: str = "") -> tuple["ApiToken", str]:
+        """A new token for the user; returns the row and the secret (shown once, never stored)."""
+        secret = cls.PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, name=name, token_prefix=secret[: len(cls.PREFIX) + 6], token_hash=cls.hash_secret(secret)
+        )
+        return token, secret
+
+    @classmethod
+    def authenticate(cls, secret: str):
+        """The active user the secret belongs to, or None; records the use (at most once a minute)."""
+        token = (
+            cls.objects.select_related("user")
+            .filter(token_hash=cls.hash_secret(secret), revoked_at__isnull=True, user__is_active=True)
+            .first()
+        )
+        if token is None:
+            return None
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() >= 60:
+            cls.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token.user
+
+
+# --- timers, workflow callbacks and notifications (DESIGN §5, §6) ------------------------------
+
+
+class ScheduledAction(models.Model):
+    """One scheduling of one timed hook of a run: the durable source of truth of a timer.
+
+    Written by the services in the transaction that schedules it (start, assignment); fired at
+    most once by usertasks/hooks.py, which claims the row under a lock. The django-tasks job
+    whose id is `trigger_id` only wakes a worker at `due_at`; the sweep replaces a lost one.
+    """
+
+    class Outcome(models.TextChoices):
+        EXECUTED = "EXECUTED", "executed"
+        UNCHANGED = "UNCHANGED", "nothing to change"
+        STALE = "STALE", "stale: the run was reassigned since"
+        RUN_CLOSED = "RUN_CLOSED", "run already DONE or CANCELLED"
+        FAILED = "FAILED", "refused by the service"
+
+    user_task_run = models.ForeignKey(UserTaskRun, on_delete=models.CASCADE, related_name="scheduled_actions")
+    action_index = models.PositiveIntegerField(help_text="Position of the action in the run's actions.")
+    action = models.JSONField(help_text="The action as scheduled: type, hook, delay_seconds, user_id, user_group.")
+    hook = models.CharField(max_length=16)
+    epoch = models.PositiveIntegerField(help_text="The run's epoch when this was scheduled.")
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    trigger_id = models.UUIDField(null=True, blank=True, help_text="The django-tasks job that wakes a worker.")
+    fired_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True, default="")
+    detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "scheduled action"
+        ordering = ["due_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user_task_run", "action_index", "epoch"], name="sa_run_action_epoch_uniq"),
+            models.CheckConstraint(condition=Q(hook__in=["ON_ARRIVAL", "ON_TASK_ASSIGNED"]), name="sa_hook_valid"),
+        ]
+        indexes = [
+            # The sweep reads only unfired rows, oldest due first.
+            models.Index(fields=["due_at", "id"], name="sa_unfired_due", condition=Q(fired_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action.get('type')} {self.hook} +{self.action.get('delay_seconds')}s of run {self.user_task_run_id}"
+
+
+class CallbackDelivery(models.Model):
+    """The workflow's notification of one outcome (DESIGN §6): the exact body, signed and POSTed
+    by the worker until a 2xx or the attempt limit. Delivery never touches the run."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        DELIVERED = "DELIVERED"
+        FAILED = "FAILED"
+
+    user_task_run = models.ForeignKey(UserTaskRun, on_delete=models.CASCADE, related_name="callback_deliveries")
+    event = models.CharField(max_length=32)
+    url = models.URLField(max_length=2000)
+    # The raw body as it is sent and signed: the UserTaskRun JSON as of the event.
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker that is POSTing holds the delivery until then; a crashed one lets it go.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    trigger_id = models.UUIDField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "callback delivery"
+        verbose_name_plural = "callback deliveries"
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at", "id"], name="cbd_pending_next", condition=Q(status="PENDING")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} of run {self.user_task_run_id} to {self.url}"
+
+
+class CallbackAttempt(models.Model):
+    """One POST of a CallbackDelivery: when, the HTTP status or the error."""
+
+    delivery = models.ForeignKey(CallbackDelivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "callback attempt"
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="cba_delivery_number_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.status_code or self.error}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class Notification(models.Model):
+    """An in-app notification (a reminder) for one Django user about one run."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    user_task_run = models.ForeignKey(UserTaskRun, on_delete=models.CASCADE, related_name="notifications")
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="ntf_user_created"),
+            models.Index(fields=["user"], name="ntf_user_unread", condition=Q(read_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"to {self.user_id}: {self.message[:40]}"

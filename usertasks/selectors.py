@@ -5,7 +5,7 @@ from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
 from django.core import signing
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from .actors import Actor
 from .exceptions import InvalidArgument, NotFound
@@ -40,6 +40,26 @@ def get_user_task_run(actor: Actor, run_id: Any) -> UserTaskRun:
     if run is None:
         raise NotFound(f"UserTaskRun {wf_run_id}/{guid} not found")
     return run
+
+
+def get_wf_run_user_task_runs(actor: Actor, wf_run_id: Any) -> list[UserTaskRun]:
+    """The WfRun's runs that the actor may see, oldest first, events prefetched in order.
+
+    NotFound when the WfRun is absent or none of its runs is visible to the actor, so that a
+    plain user cannot learn that another user's WfRun exists.
+    """
+    if not isinstance(wf_run_id, str) or not wf_run_id.strip():
+        raise InvalidArgument("wf_run_id must not be blank")
+    runs = list(
+        visible_runs(actor)
+        .filter(wf_run_id=wf_run_id)
+        .select_related("user_task_def")
+        .prefetch_related(Prefetch("events", queryset=UserTaskEvent.objects.order_by("id")))
+        .order_by("scheduled_time", "id")
+    )
+    if not runs:
+        raise NotFound(f"WfRun {wf_run_id} not found")
+    return runs
 
 
 @dataclass

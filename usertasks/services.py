@@ -6,23 +6,27 @@ typed error before writing anything, and appends its event(s) in the same transa
 follow DESIGN §3's order: malformed arguments, existence/visibility, permission, state, results.
 """
 
+import json
 import re
 import uuid
 from typing import Any, Iterable
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from .actors import PERM_PUT_DEF, PERM_START_RUN, Actor
 from .exceptions import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from .models import UserTaskDef, UserTaskEvent, UserTaskField, UserTaskRun, UserTaskRunId, WfRun
 from .variables import TYPES, validate_results
+from . import hooks, notifications
+from .models import Notification
 
 Status = UserTaskRun.Status
 Kind = UserTaskEvent.Kind
 
-DEF_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])?$")
-FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-WF_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+DEF_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])?\Z")
+FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+WF_RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 FIELD_KEYS = {"name", "display_name", "description", "type", "required"}
 
 COMPLETE_STRATEGIES = ("ASSIGN_TO_NEW_USER", "FAIL_ON_MISMATCHED_USER_ID")
@@ -116,7 +120,18 @@ def clean_actions(actions: Any) -> list[dict]:
     return cleaned
 
 
-def _clean_fields(fields: Any) -> list[dict]:
+def clean_def_name(name: Any) -> str:
+    """A UserTaskDef name as put_user_task_def accepts it, else InvalidArgument (the admin form
+    checks with this before the service is called)."""
+    if not isinstance(name, str) or not DEF_NAME_RE.match(name):
+        raise InvalidArgument(
+            "name must be lowercase letters, digits and hyphens, not starting or ending with a hyphen, ≤ 128 chars"
+        )
+    return name
+
+
+def clean_def_fields(fields: Any) -> list[dict]:
+    """A def's fields in canonical form as put_user_task_def stores them, else InvalidArgument."""
     if fields is None:
         return []
     if not isinstance(fields, list):
@@ -159,7 +174,8 @@ def _clean_fields(fields: Any) -> list[dict]:
 
 
 def _def_signature(description: str, fields: list[dict], default_actions: list[dict]) -> tuple:
-    return (description, tuple(tuple(sorted(f.items())) for f in fields), repr(default_actions))
+    # Keys sorted: PostgreSQL's jsonb does not keep the order in which the actions were written.
+    return (description, tuple(tuple(sorted(f.items())) for f in fields), json.dumps(default_actions, sort_keys=True))
 
 
 def _existing_signature(udef: UserTaskDef) -> tuple:
@@ -183,12 +199,9 @@ def put_user_task_def(
     Returns (def, created). Raises InvalidArgument (bad name, field, type, duplicate field) and
     PermissionDenied (needs act_for_others or the add_usertaskdef permission).
     """
-    if not isinstance(name, str) or not DEF_NAME_RE.match(name):
-        raise InvalidArgument(
-            "name must be lowercase letters, digits and hyphens, not starting or ending with a hyphen, ≤ 128 chars"
-        )
+    name = clean_def_name(name)
     description = _text(description, "description")
-    cleaned_fields = _clean_fields(fields)
+    cleaned_fields = clean_def_fields(fields)
     cleaned_actions = clean_actions(default_actions)
     if not (actor.acts_for_others or actor.has(PERM_PUT_DEF)):
         raise PermissionDenied(f"{actor.name} may not define user task types")
@@ -272,6 +285,9 @@ def _assign(run: UserTaskRun, *, user_id: str | None, user_group: str | None, ac
         new_user_id=user_id,
         new_user_group=user_group,
     )
+    if user_id is not None:
+        # The epoch bump makes earlier ON_TASK_ASSIGNED timers stale; these replace them.
+        hooks.schedule_actions(run, on=(hooks.ON_TASK_ASSIGNED,))
 
 
 @transaction.atomic
@@ -339,13 +355,14 @@ def start_user_task_run(
         new_user_id=user_id,
         new_user_group=user_group,
     )
+    hooks.schedule_actions(run, on=(hooks.ON_ARRIVAL, hooks.ON_TASK_ASSIGNED) if user_id else (hooks.ON_ARRIVAL,))
     return run
 
 
 def _clean_callback_url(url: Any) -> str | None:
     if url is None:
         return None
-    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url) or len(url) > 2000:
+    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+\S*\Z", url) or len(url) > 2000:
         raise InvalidArgument("callback_url must be an http:// or https:// URL of at most 2000 characters")
     return url
 
@@ -393,6 +410,11 @@ def assign_user_task_run(
             raise PermissionDenied(
                 f"{actor.name} may only claim runs of their groups or release their own; "
                 "reassigning needs the assign permission"
+            )
+        if is_claim and override_claim and run.user_id not in (None, actor.name):
+            # §7: a member claims only UNASSIGNED runs; taking another user's run is a reassignment.
+            raise PermissionDenied(
+                f"{actor.name} may not take a run held by {run.user_id}: override_claim needs the assign permission"
             )
         override_claim = override_claim or is_release
     _require_open(run, "reassigned")
@@ -474,6 +496,7 @@ def complete_user_task_run(
     run.output = clean
     run.save(update_fields=["status", "results", "output", "updated_at"])
     _record(run, Kind.COMPLETED, actor=actor, user_id=user_id)
+    hooks.notify_workflow(run, hooks.EVENT_DONE)
     return run
 
 
@@ -517,7 +540,9 @@ def cancellation_failure(run: UserTaskRun, message: str) -> dict:
 @transaction.atomic
 def cancel_user_task_run(*, run_id: Any, actor: Actor, message: Any = None) -> UserTaskRun:
     """Cancel an open run: status CANCELLED, failure set, CANCELLED event with the message."""
-    message = _text(message, "message") or DEFAULT_CANCEL_MESSAGE
+    message = _text(message, "message")
+    if not message.strip():  # blank means the default, as the admin form promises
+        message = DEFAULT_CANCEL_MESSAGE
     run = _locked(run_id, actor)
     if not actor.can_cancel:
         raise PermissionDenied(f"{actor.name} may not cancel user task runs")
@@ -526,7 +551,40 @@ def cancel_user_task_run(*, run_id: Any, actor: Actor, message: Any = None) -> U
     run.failure = cancellation_failure(run, message)
     run.save(update_fields=["status", "failure", "updated_at"])
     _record(run, Kind.CANCELLED, actor=actor, message=message)
+    hooks.notify_workflow(run, hooks.EVENT_CANCELLED)
     return run
+
+
+@transaction.atomic
+def remind_user_task_run(*, run_id: Any, actor: Actor, action: Any = None) -> list[str]:
+    """Remind whoever should act on an open run: its assignee, or every member of its group when
+    it is unassigned. Each gets an in-app Notification, and an email (sent after commit) when they
+    have an address; a TASK_EXECUTED {action, delivered_to, channels} event records it. Returns
+    delivered_to (usernames; an identity with no active Django user cannot be reached).
+    Raises NotFound, PermissionDenied (timers act as system; people need the assign permission),
+    FailedPrecondition (DONE/CANCELLED).
+    """
+    run = _locked(run_id, actor)
+    if not actor.can_assign:
+        raise PermissionDenied(f"{actor.name} may not send reminders")
+    _require_open(run, "reminded about")
+    User = get_user_model()
+    users = User.objects.filter(is_active=True)
+    if run.user_id is not None:
+        users = users.filter(**{User.USERNAME_FIELD: run.user_id})
+    else:
+        users = users.filter(groups__name=run.user_group).distinct()
+    users = sorted(users, key=lambda u: u.get_username())
+    message = notifications.reminder_message(run)
+    Notification.objects.bulk_create(Notification(user=u, user_task_run=run, message=message) for u in users)
+    emails = [notifications.reminder_email(run, u.get_username(), u.email) for u in users if u.email]
+    if emails:
+        transaction.on_commit(lambda: notifications.send_emails(emails), robust=True)
+    delivered_to = [u.get_username() for u in users]
+    channels = (["in_app"] if users else []) + (["email"] if emails else [])
+    _touch(run)
+    _record(run, Kind.TASK_EXECUTED, actor=actor, action=action, delivered_to=delivered_to, channels=channels)
+    return delivered_to
 
 
 # --- comments -----------------------------------------------------------------------------------
