@@ -7,7 +7,7 @@ PORT ?= 8000
 # make run is the development server: debug on, console email, SQLite under var/.
 DEV_ENV := DJANGO_DEBUG=1
 
-.PHONY: run test install chromium migrate seed clean
+.PHONY: run test install chromium migrate seed clean bench
 
 $(VENV)/.installed: requirements.txt build-constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ chromium:
 
 test: install chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks against DESIGN §10 on the local PostgreSQL (bench/README.md): generates the
+# tm_bench_<size> databases when missing, measures, writes var/bench/report.md. Not part of test.
+BENCH_SIZES ?= 10k 100k 1m
+bench: install
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+	@for s in $(BENCH_SIZES); do $(PY) bench/generate.py $$s --if-missing || exit 1; done
+	@for s in $(BENCH_SIZES); do $(PY) bench/search.py $$s && $(PY) bench/pages.py $$s && $(PY) bench/http_search.py $$s || exit 1; done
+	$(PY) bench/throughput.py $(lastword $(BENCH_SIZES))
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -25,6 +25,7 @@ BENCH_ENV = {
     "DJANGO_SECURE_COOKIES": "0",
     "DJANGO_SETTINGS_MODULE": "bench.settings",
     "DJANGO_LOG_LEVEL": "WARNING",
+    "TASKMANAGER_CALLBACK_SECRET": "bench-only-callback-secret",
 }
 
 
@@ -45,12 +46,17 @@ def db_url(label: str) -> str:
 
 def bench_env(label: str) -> dict:
     """The environment of a Django process (manage.py, gunicorn, worker) on that database."""
-    return {**os.environ, **BENCH_ENV, "DATABASE_URL": db_url(label)}
+    env = {**os.environ, **BENCH_ENV, "DATABASE_URL": db_url(label)}
+    env.pop("BENCH_DATABASES", None)
+    return env
 
 
-def setup_django(label: str) -> None:
-    """Configure Django in this process for the benchmark database of that size."""
+def setup_django(label: str, *others: str) -> None:
+    """Configure Django in this process for the benchmark database of that size (the default
+    alias); with more sizes, each is also an alias of its own (bench/router.py)."""
     os.environ.update({k: v for k, v in bench_env(label).items() if k in BENCH_ENV or k == "DATABASE_URL"})
+    if others:
+        os.environ["BENCH_DATABASES"] = " ".join((label, *others))
     import django
 
     django.setup()
@@ -63,19 +69,33 @@ def stats_ms(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p95 * 1000
 
 
-def timed(fn, *, repeat: int, warmup: int = 2, budget_s: float = 20.0) -> list[float]:
+class Samples(list):
+    """Wall-clock durations (seconds) of the calls; `.cpu` holds this process's CPU time of each
+    (less sensitive than wall time to other programs competing for the cores)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cpu: list[float] = []
+
+
+def timed(fn, *, repeat: int, warmup: int = 2, budget_s: float = 20.0) -> Samples:
     """Durations of `repeat` calls of fn (after `warmup` untimed ones), stopping early when the
     time budget is spent (but never with fewer than 5 samples)."""
     for _ in range(warmup):
         fn()
-    samples, deadline = [], time.perf_counter() + budget_s
+    samples, deadline = Samples(), time.perf_counter() + budget_s
     for i in range(repeat):
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         fn()
         samples.append(time.perf_counter() - start)
+        samples.cpu.append(time.process_time() - cpu)
         if i >= 4 and time.perf_counter() > deadline:
             break
     return samples
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
 
 
 def table(headers: list[str], rows: list[list], *, align: str | None = None) -> str:

@@ -1,6 +1,6 @@
 """Fill a benchmark database with N UserTaskRuns and their events, fast (PostgreSQL COPY).
 
-    python bench/generate.py 10k|100k|1m [--seed 7] [--chunk 50000]
+    python bench/generate.py 10k|100k|1m [--seed 7] [--chunk 50000] [--if-missing]
 
 Creates the database tm_bench_<size> on the local server when it is missing, migrates it, then
 replaces its contents (every usertasks table, users, groups, sessions) with:
@@ -75,6 +75,7 @@ RUN_COLUMNS = (
 )  # fmt: skip
 EVENT_COLUMNS = ("id", "time", "type", "actor", "payload", "user_task_run_id")
 WFRUN_COLUMNS = ("id", "callback_url", "created_at")
+RESULTS = REPO / "var" / "bench"
 LOADED_TABLES = ("usertasks_usertaskrun", "usertasks_usertaskevent", "usertasks_wfrun")
 
 
@@ -338,6 +339,7 @@ def main() -> None:
     parser.add_argument("size", help="10k, 100k or 1m")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--chunk", type=int, default=50_000, help="runs per COPY transaction")
+    parser.add_argument("--if-missing", action="store_true", help="keep the data when the database has it already")
     args = parser.parse_args()
     label = size_label(args.size)
     n = SIZES[label]
@@ -347,6 +349,11 @@ def main() -> None:
     setup_django(label)
     from django.db import connection
 
+    from usertasks.models import UserTaskRun
+
+    if args.if_missing and UserTaskRun.objects.filter(user_id__startswith="user-").count() >= n * 0.7:
+        print(f"{label}: {db_name(label)} already holds the generated runs; keeping them")
+        return
     rng = random.Random(args.seed)
     defs = reset_and_define(rng)
     world = World(rng, defs)
@@ -400,8 +407,14 @@ def main() -> None:
         cur.execute("SELECT pg_size_pretty(pg_total_relation_size('usertasks_usertaskrun')), "
                     "pg_size_pretty(pg_total_relation_size('usertasks_usertaskevent'))")  # fmt: skip
         run_size, event_size = cur.fetchone()
+    seconds = time.perf_counter() - started
     print(f"{label}: {n:,} runs ({spread}), {event_id - 1:,} events; runs {run_size}, events {event_size} "
-          f"on disk with indexes; {time.perf_counter() - started:.0f} s in all")  # fmt: skip
+          f"on disk with indexes; {seconds:.0f} s in all")  # fmt: skip
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"data-{label}.json").write_text(json.dumps({
+        "size": label, "runs": n, "events": event_id - 1, "statuses": spread, "runs_on_disk": run_size,
+        "events_on_disk": event_size, "seconds": round(seconds), "generated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }, indent=1))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,21 +1,23 @@
 """Search through the service (selectors.search_user_task_runs), every filter combination.
 
-    python bench/search.py 10k|100k|1m [--repeat 30] [--sets 5]
+    python bench/search.py [10k 100k 1m] [--repeat 30] [--sets 5] [--before-fix]
 
 For each of the 15 non-empty combinations of status, task type, user and group, without and
 with a time range (30 days around the sampled run), it times the first page and a page deep in
 the result (the bookmark of the run in the middle of the result, exactly as the service issues
-it), limit 100, oldest first as the API pages: median and p95 over `repeat` calls that cycle
-through `sets` value sets drawn from random runs (so common values — DONE, the big groups, the
-busy users — come up as often as they do in the data). The actor sees everything (a workflow
-engine's token, act_for_others).
+it), limit 100, oldest first as the API pages: median, p95 and CPU time over `repeat` calls
+that cycle through `sets` value sets drawn from random runs (see sample_value_sets). The actor
+sees everything (a workflow engine's token, act_for_others).
 
-Then the shapes the web inbox runs for a plain user (newest first, 50 a page): "Assigned to
-me", "Claimable", "All visible" (user_id = me OR user_group IN my groups), the last one also
-with a task-type filter; for a busy user of the biggest group (two groups) and a quiet one.
+Then the shapes the web inbox runs for plain users (newest first, 50 a page): "Assigned to me",
+"Claimable", "All visible" (user_id = me OR user_group IN my groups), the last also with a
+task-type filter; for a busy user (two groups, one of them big), a quiet one, and a member of
+only the retired group (all of their runs are old).
 
-EXPLAIN (ANALYZE, BUFFERS) of the slowest case of each part. Writes var/bench/search-<size>.json;
-bench/report.py turns the files into tables.
+The sizes are measured interleaved in one process (bench/router.py): every case runs at 10k,
+then 100k, then 1M, round after round, so that other load on the machine weighs on all sizes
+alike and the 1M ÷ 10k ratio means something. EXPLAIN (ANALYZE, BUFFERS) of the slowest case of
+each part. Writes var/bench/search-<size>.json; bench/report.py turns them into tables.
 """
 
 import argparse
@@ -29,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, SIZES, setup_django, size_label, stats_ms, timed  # noqa: E402
+from bench.generate import RETIRED_GROUP  # noqa: E402
+from bench.common import REPO, Samples, load_average, setup_django, size_label, stats_ms  # noqa: E402
 
 COLUMNS = ("status", "user_task_def_name", "user_id", "user_group")
 SHORT = {"status": "status", "user_task_def_name": "type", "user_id": "user", "user_group": "group"}
@@ -44,24 +47,38 @@ def combo_name(combo) -> str:
 
 
 def sample_value_sets(combo, ranged: bool, count: int, rng: random.Random, n: int) -> list[dict]:
-    """Filters taken from random runs that have a value in every column of the combination."""
+    """Filters taken from random runs that have a value in every column of the combination.
+
+    Candidates whose result fills a whole page (101 rows) come first, so that a page does the
+    same work at 10k as at 1M wherever the small database allows it (at 10k a single user's
+    runs of one type rarely fill a page); among those, common values come up as often as they
+    do in the data (DONE, the big groups, the busy users).
+    """
     from usertasks.models import UserTaskRun
 
-    sets = []
-    while len(sets) < count:
-        ids = [rng.randint(1, n) for _ in range(50)]
-        rows = UserTaskRun.objects.filter(pk__in=ids).values(*COLUMNS, "scheduled_time")
-        for row in rows:
+    candidates = []
+    for _attempt in range(50):
+        ids = [rng.randint(1, n) for _ in range(100)]
+        for row in UserTaskRun.objects.filter(pk__in=ids).values(*COLUMNS, "scheduled_time"):
             if any(row[c] is None for c in combo):
                 continue
             filters = {c: row[c] for c in combo}
             if ranged:
                 filters["earliest_start"] = row["scheduled_time"] - timedelta(days=15)
                 filters["latest_start"] = row["scheduled_time"] + timedelta(days=15)
-            sets.append(filters)
-            if len(sets) == count:
-                break
-    return sets
+            candidates.append(filters)
+        if len(candidates) >= 6 * count:
+            break
+    candidates = candidates[: 6 * count]
+
+    def page_fill(filters: dict) -> int:
+        qs = UserTaskRun.objects.filter(**{c: filters[c] for c in combo})
+        if ranged:
+            qs = qs.filter(scheduled_time__range=(filters["earliest_start"], filters["latest_start"]))
+        return qs.order_by()[: API_LIMIT + 1].count()
+
+    ranked = sorted(enumerate(candidates), key=lambda ic: (-page_fill(ic[1]), ic[0]))
+    return [filters for _i, filters in ranked[:count]]
 
 
 def deep_bookmark(actor, filters: dict, limit: int, newest_first: bool = False) -> tuple[str | None, int]:
@@ -82,50 +99,88 @@ def deep_bookmark(actor, filters: dict, limit: int, newest_first: bool = False) 
     return selectors._encode_bookmark(middle, newest_first), total
 
 
-def explain(call) -> str:
+def before_fix() -> None:
+    """Put back the search query of before the fixes in usertasks/selectors.py: every column of
+    the run and its def, and visibility as one OR (user_id = me OR user_group IN my groups)."""
+    from django.db.models import Q
+
+    from usertasks import selectors
+    from usertasks.models import UserTaskDef, UserTaskRun
+
+    def or_first(qs, actor, exact, order, size):
+        if not actor.sees_all:
+            qs = qs.filter(Q(user_id=actor.name) | Q(user_group__in=sorted(actor.groups)))
+        return qs.order_by(*order)[:size]
+
+    selectors._visible_first = or_first
+    selectors.SEARCH_RESULT_FIELDS = tuple(
+        [f.name for f in UserTaskRun._meta.concrete_fields if not f.primary_key]
+        + [f"user_task_def__{f.name}" for f in UserTaskDef._meta.concrete_fields if not f.primary_key]
+    )
+
+
+def explain(call, alias: str) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of the main query the call runs."""
-    from django.db import connection
+    from django.db import connections
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as ctx:
+    from bench.router import using
+
+    with using(alias), CaptureQueriesContext(connections[alias]) as ctx:
         call()
     sql = max(ctx.captured_queries, key=lambda q: float(q["time"]))["sql"]
-    with connection.cursor() as cur:
+    with connections[alias].cursor() as cur:
         cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
         plan = "\n".join(row[0] for row in cur.fetchall())
     return f"{sql}\n\n{plan}"
 
 
-def run_cases(cases, repeat: int) -> list[dict]:
-    """cases: (name, fields dict, [callables]) -> rows with median/p95/rows returned."""
-    rows = []
-    for name, fields, calls in cases:
-        counter = iter(range(10**9))
-        returned = []
+def run_interleaved(per_size: dict[str, list], repeat: int) -> dict[str, list[dict]]:
+    """per_size: size -> [(name, fields, [callables])]. Each case is timed at every size in
+    turn — round r calls 10k, 100k, 1m (rotated each round) — so that whatever else runs on
+    the machine weighs on every size alike. Returns size -> rows (median/p95/cpu/rows)."""
+    from bench.router import using
 
-        def one():
-            page = calls[next(counter) % len(calls)]()
-            returned.append(len(page.results))
-
-        samples = timed(one, repeat=repeat, warmup=len(calls), budget_s=15)
-        median, p95 = stats_ms(samples)
-        rows.append({**fields, "name": name, "median_ms": round(median, 3), "p95_ms": round(p95, 3),
-                     "samples": len(samples), "avg_rows": round(sum(returned) / len(returned), 1)})  # fmt: skip
-        print(f"  {name:<44} median {median:7.2f} ms  p95 {p95:7.2f} ms  ({rows[-1]['avg_rows']:.0f} rows)", flush=True)
+    sizes = list(per_size)
+    by_name = {size: {name: (fields, calls) for name, fields, calls in cases} for size, cases in per_size.items()}
+    names = list(dict.fromkeys(name for cases in per_size.values() for name, _f, _c in cases))
+    rows: dict[str, list[dict]] = {size: [] for size in sizes}
+    for name in names:
+        present = [size for size in sizes if name in by_name[size]]
+        samples = {size: Samples() for size in present}
+        returned = {size: [] for size in present}
+        for size in present:  # warm-up: every value set once
+            with using(size):
+                for call in by_name[size][name][1]:
+                    call()
+        deadline = time.perf_counter() + 20
+        for r in range(repeat):
+            for size in present[r % len(present):] + present[: r % len(present)]:
+                calls = by_name[size][name][1]
+                with using(size):
+                    cpu, start = time.process_time(), time.perf_counter()
+                    page = calls[r % len(calls)]()
+                    samples[size].append(time.perf_counter() - start)
+                    samples[size].cpu.append(time.process_time() - cpu)
+                returned[size].append(len(page.results))
+            if r >= 4 and time.perf_counter() > deadline:
+                break
+        line = []
+        for size in present:
+            median, p95 = stats_ms(samples[size])
+            cpu, _ = stats_ms(samples[size].cpu)
+            avg_rows = round(sum(returned[size]) / len(returned[size]), 1)
+            rows[size].append({**by_name[size][name][0], "name": name, "median_ms": round(median, 3),
+                               "p95_ms": round(p95, 3), "cpu_ms": round(cpu, 3), "samples": len(samples[size]),
+                               "avg_rows": avg_rows, "load": round(load_average(), 1)})  # fmt: skip
+            line.append(f"{size} {median:6.2f} ({avg_rows:.0f})")
+        print(f"  {name:<40} " + "  ".join(line) + f"   load {load_average():.1f}", flush=True)
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("size")
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--sets", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args()
-    label = size_label(args.size)
-    setup_django(label)
+def build_cases(size: str, args, before: bool):
+    """The service cases and the inbox cases of one database, with the calls to EXPLAIN."""
     from django.contrib.auth import get_user_model
-    from django.db import connection
     from django.db.models import Count
 
     from usertasks import selectors
@@ -135,7 +190,7 @@ def main() -> None:
 
     n = UserTaskRun.objects.count()
     if n == 0:
-        raise SystemExit(f"tm_bench_{label} is empty: run python bench/generate.py {label} first")
+        raise SystemExit(f"tm_bench_{size} is empty: run python bench/generate.py {size} first")
     rng = random.Random(args.seed)
     engine = Actor(name="wf-engine", permissions=frozenset({PERM_ACT_FOR_OTHERS}))
 
@@ -145,7 +200,6 @@ def main() -> None:
             require_filter=require_filter,
         )  # fmt: skip
 
-    print(f"{label}: {n:,} runs — service search, 15 combinations x (no range, 30-day range) x (first, deep page)")
     cases, explain_calls = [], {}
     for combo in COMBOS:
         for ranged in (False, True):
@@ -164,20 +218,25 @@ def main() -> None:
             if deeps:
                 cases.append((name + " deep", {**fields, "page": "deep"}, deeps))
                 explain_calls[name + " deep"] = deeps[0]
-    service_rows = run_cases(cases, args.repeat)
 
     # The web inbox for a plain user (DESIGN §7 visibility), newest first as the inbox shows it.
     User = get_user_model()
-    users = (
-        UserTaskRun.objects.exclude(user_id=None).values("user_id").order_by().annotate(runs=Count("id")).order_by("-runs")
-    )
-    ranked = [u["user_id"] for u in users[:400]]
+    ranked = [u["user_id"] for u in UserTaskRun.objects.filter(user_id__startswith="user-").values("user_id")
+              .order_by().annotate(runs=Count("id")).order_by("-runs")[:400]]  # fmt: skip
     multi = [u for u in ranked[:50] if User.objects.get(username=u).groups.count() > 1]
     busy = multi[0] if multi else ranked[0]
     quiet = ranked[len(ranked) // 2]
+    # A member of only the retired group (bench/generate.py): every run they see is old, so a
+    # newest-first scan of the time index meets none of them for most of the table.
+    legacy = (
+        User.objects.filter(groups__name=RETIRED_GROUP).annotate(k=Count("groups")).filter(k=1)
+        .order_by("username").values_list("username", flat=True).first()
+    )  # fmt: skip
     inbox_cases = []
     type_name = UserTaskRun.objects.values_list("user_task_def_name", flat=True).order_by("id").first()
-    for who, username in (("busy", busy), ("quiet", quiet)):
+    for who, username in (("busy", busy), ("quiet", quiet), ("legacy", legacy)):
+        if username is None:
+            continue
         actor = Actor.for_user(User.objects.get(username=username))
         for tab in inbox_tabs(actor):
             for extra in ({}, {"user_task_def_name": type_name}) if tab.slug == "all" else ({},):
@@ -193,25 +252,55 @@ def main() -> None:
                     deep = search_call(scoped_actor, arguments, bookmark, INBOX_LIMIT, True, False)
                     inbox_cases.append((name + " deep", {**fields, "page": "deep"}, [deep]))
                     explain_calls["inbox " + name + " deep"] = deep
-    print(f"{label}: web inbox shapes for plain users {busy} ({', '.join(sorted(Actor.for_user(User.objects.get(username=busy)).groups))}) and {quiet}")
-    inbox_rows = run_cases(inbox_cases, args.repeat)
+    return n, cases, inbox_cases, explain_calls
 
-    slowest = max(service_rows, key=lambda r: r["median_ms"])
-    slowest_inbox = max(inbox_rows, key=lambda r: r["median_ms"])
-    plans = {
-        slowest["name"]: explain(explain_calls[slowest["name"]]),
-        "inbox " + slowest_inbox["name"]: explain(explain_calls["inbox " + slowest_inbox["name"]]),
-    }
-    for name, plan in plans.items():
-        print(f"\nEXPLAIN (ANALYZE, BUFFERS) — slowest: {name}\n{plan}")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sizes", nargs="*", help="10k 100k 1m (default: all three)")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--sets", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--before-fix", action="store_true",
+                        help="run the query shape the service had before bench/ (every column; the OR of "
+                             "visibility) to compare; writes search-<size>.before.json")  # fmt: skip
+    args = parser.parse_args()
+    sizes = [size_label(s) for s in (args.sizes or ["10k", "100k", "1m"])]
+    setup_django(*sizes)
+    if args.before_fix:
+        before_fix()
+    from django.db import connections
+
+    from bench.router import using
+
+    built = {}
+    for size in sizes:
+        with using(size):
+            built[size] = build_cases(size, args, args.before_fix)
+    print(f"service search, 15 combinations x (no range, 30-day range) x (first, deep page), limit 100; "
+          f"median ms (rows) at " + ", ".join(f"{s} = {built[s][0]:,} runs" for s in sizes))  # fmt: skip
+    service = run_interleaved({s: built[s][1] for s in sizes}, args.repeat)
+    print("the web inbox's shapes for plain users (newest first, limit 50)")
+    inbox = run_interleaved({s: built[s][2] for s in sizes}, args.repeat)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"search-{label}.json"
-    out.write_text(json.dumps({
-        "size": label, "runs": n, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "pg": connection.cursor().connection.info.server_version,
-        "service": service_rows, "inbox": inbox_rows, "explain": plans,
-    }, indent=1, default=str))  # fmt: skip
-    print(f"\nwrote {out.relative_to(REPO)}")
+    for size in sizes:
+        n, _cases, _inbox_cases, explain_calls = built[size]
+        slowest = max(service[size], key=lambda r: r["median_ms"])
+        slowest_inbox = max(inbox[size], key=lambda r: r["median_ms"])
+        plans = {
+            slowest["name"]: explain(explain_calls[slowest["name"]], size),
+            "inbox " + slowest_inbox["name"]: explain(explain_calls["inbox " + slowest_inbox["name"]], size),
+        }
+        if size == sizes[-1]:
+            for name, plan in plans.items():
+                print(f"\nEXPLAIN (ANALYZE, BUFFERS) at {size} — slowest: {name}\n{plan}")
+        out = RESULTS / f"search-{size}{'.before' if args.before_fix else ''}.json"
+        out.write_text(json.dumps({
+            "size": size, "runs": n, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "interleaved_with": sizes,
+            "pg": connections[size].cursor().connection.info.server_version, "before_fix": args.before_fix,
+            "service": service[size], "inbox": inbox[size], "explain": plans,
+        }, indent=1, default=str))  # fmt: skip
+        print(f"wrote {out.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

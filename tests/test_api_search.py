@@ -116,3 +116,15 @@ def test_limit_bounds_are_accepted(api, runs):
 def test_search_uses_a_constant_number_of_queries(api, runs, django_assert_max_num_queries):
     with django_assert_max_num_queries(8):
         api.get("/user-task-runs", {"user_task_def_name": "it-request", "limit": 1000})
+
+
+def test_time_bounds_with_unusual_offsets_are_compared_in_utc(api, runs):
+    # +21:42 is valid ISO 8601 but beyond what PostgreSQL accepts as an offset: it is converted.
+    query = {"user_id": "obiwan", "earliest_start": "2026-11-23T06:42:00+21:42"}  # = T0 + 2 days, in UTC
+    assert _guids(api.get("/user-task-runs", query)) == [runs[i].user_task_guid for i in (2, 4, 5)]
+
+
+@pytest.mark.parametrize("bound", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_time_bounds_beyond_the_calendar_are_invalid_argument(api, runs, bound):
+    assert "out of range" in assert_error(api.get("/user-task-runs", {"status": "DONE", "earliest_start": bound}),
+                                          400, "INVALID_ARGUMENT")

@@ -215,6 +215,7 @@ def test_unknown_status_is_invalid_argument(dataset, status):
         at(2).isoformat(),  # +00:00
         (at(2) + timedelta(hours=1)).replace(tzinfo=timezone(timedelta(hours=1))).isoformat(),  # same instant, +01:00
         (at(2) - timedelta(hours=5, minutes=30)).replace(tzinfo=timezone(-timedelta(hours=5, minutes=30))).isoformat(),
+        (at(2) + timedelta(hours=20)).replace(tzinfo=timezone(timedelta(hours=20))).isoformat(),  # beyond ±15:59
         at(2).replace(tzinfo=None).isoformat(),  # naive is UTC
     ],
 )
@@ -449,3 +450,22 @@ def test_paging_a_plain_users_view_skips_invisible_runs_without_short_pages(data
     runs = list(UserTaskRun.objects.all())
     assert got == oracle(runs, OBIWAN, status="ASSIGNED")
     assert len(got) == 2 + 8
+
+
+def test_paging_a_members_view_through_one_instant_mixing_own_runs_and_two_groups(it_request):
+    """Each way of being visible (own run, group A, group B) interleaved at one scheduled_time."""
+    owners = [("qui-gon", "jedi-temple"), (None, "jedi-council"), (None, "jedi-temple"), ("qui-gon", None),
+              ("mace", "jedi-temple"), ("yoda", "padawans"), ("qui-gon", "padawans"), ("obiwan", "jedi-council")]
+    with time_machine.travel(at(40), tick=False):
+        for i in range(70):
+            user_id, user_group = owners[i % len(owners)]
+            services.start_user_task_run(
+                user_task_def_name="it-request", user_id=user_id, user_group=user_group, actor=SYSTEM
+            )
+    runs = list(UserTaskRun.objects.all())
+    for filters in ({"user_task_def_name": "it-request"}, {"status": "ASSIGNED"}, {"user_id": "qui-gon"},
+                    {"user_group": "jedi-temple"}, {"user_group": "padawans"}):
+        expected = oracle(runs, OBIWAN_FRIEND, **filters)
+        for limit in (1, 7, 100):
+            assert all_pages(OBIWAN_FRIEND, limit=limit, **filters) == expected, (filters, limit)
+            assert all_pages(OBIWAN_FRIEND, limit=limit, newest_first=True, **filters) == expected[::-1]

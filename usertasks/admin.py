@@ -15,13 +15,13 @@ from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from . import services
 from .actors import PERM_ACT_FOR_OTHERS, PERM_ASSIGN, PERM_CANCEL, PERM_PUT_DEF, Actor
 from .audit import describe_event
 from .exceptions import InvalidArgument, UserTaskError
-from .models import UserTaskDef, UserTaskEvent, UserTaskField, UserTaskRun, WfRun
+from .models import CallbackDelivery, ScheduledAction, UserTaskDef, UserTaskEvent, UserTaskField, UserTaskRun, WfRun
 
 # A bulk action calls one service transaction per run; beyond this, use the API.
 MAX_ACTION_RUNS = 500
@@ -294,6 +294,70 @@ class UserTaskEventInline(admin.TabularInline):
         return False
 
 
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request, obj=None):
+        return True  # shown only on a run page, which checks its own permission
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ScheduledActionInline(_ReadOnlyInline):
+    """Timed hooks (DESIGN §5) as scheduled: when each is due, and what it did when it fired."""
+
+    model = ScheduledAction
+    fields = ("action_summary", "hook", "epoch", "due_at", "fired_at", "outcome", "detail")
+    readonly_fields = fields
+    ordering = ("due_at", "id")
+    verbose_name_plural = "timed hooks"
+
+    @admin.display(description="action")
+    def action_summary(self, scheduled):
+        action = scheduled.action or {}
+        target = " ".join(f"{k}={action[k]}" for k in ("user_id", "user_group") if action.get(k))
+        return f"{action.get('type', '?')} after {action.get('delay_seconds', '?')} s {target}".strip()
+
+
+class CallbackDeliveryInline(_ReadOnlyInline):
+    """Workflow callbacks (DESIGN §6) and every attempt: time, HTTP status or error."""
+
+    model = CallbackDelivery
+    fields = ("event", "url", "status", "created_at", "delivered_at", "attempt_list")
+    readonly_fields = fields
+    ordering = ("id",)
+    verbose_name_plural = "workflow callbacks"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("attempts")
+
+    @admin.display(description="attempts")
+    def attempt_list(self, delivery):
+        attempts = sorted(delivery.attempts.all(), key=lambda a: a.number)
+        if not attempts:
+            return "none yet"
+        return format_html(
+            "<ol style='margin:0;padding-left:1.2em'>{}</ol>",
+            format_html_join(
+                "",
+                "<li>{} — {}</li>",
+                (
+                    (a.attempted_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                     f"HTTP {a.status_code}" if a.status_code else (a.error or "no response"))
+                    for a in attempts
+                ),
+            ),
+        )
+
+
 class TaskTypeFilter(admin.SimpleListFilter):
     """By task type (all versions); the choices come from the small defs table, not the runs."""
 
@@ -389,7 +453,7 @@ class UserTaskRunAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
-    inlines = [UserTaskEventInline]
+    inlines = [UserTaskEventInline, ScheduledActionInline, CallbackDeliveryInline]
     actions = ["reassign_runs", "cancel_runs"]
     fieldsets = [
         (None, {"fields": ("run_id", "wf_run_link", "type_at_version", "status_value", "user", "group", "epoch",

@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Iterable
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from .actors import PERM_PUT_DEF, PERM_START_RUN, Actor
 from .exceptions import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -209,6 +209,7 @@ def put_user_task_def(
     for _attempt in range(5):
         try:
             with transaction.atomic():
+                _lock_def_name(name)
                 latest = UserTaskDef.objects.filter(name=name).prefetch_related("fields").order_by("-version").first()
                 if latest is not None and _existing_signature(latest) == wanted:
                     return latest, False
@@ -225,6 +226,14 @@ def put_user_task_def(
         except IntegrityError:
             continue  # another writer took this version number at the same moment: look again
     raise FailedPrecondition(f"UserTaskDef {name} is being changed concurrently; try again")
+
+
+def _lock_def_name(name: str) -> None:
+    """Queue writers of one def name until commit, so that concurrent puts do not collide on the
+    next version number (PostgreSQL; SQLite's immediate transactions already serialise writers)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"usertaskdef:{name}"])
 
 
 def get_user_task_def(name: str, version: int | None = None) -> UserTaskDef:

@@ -1,0 +1,231 @@
+"""Turn the result files of the benchmarks (var/bench/*.json) into Markdown tables.
+
+    python bench/report.py            # prints the report and writes var/bench/report.md
+
+Reads whatever exists of data-, search-, search-*.before, http-, pages- and throughput-<size>.json
+for the sizes 10k, 100k and 1m, and checks the figures against DESIGN §10.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, table  # noqa: E402
+
+RESULTS = REPO / "var" / "bench"
+SIZES = ("10k", "100k", "1m")
+SEARCH_TARGET_MS, RATIO_TARGET, RENDER_TARGET_MS, THROUGHPUT_TARGET, RSS_TARGET_MB = 10, 1.5, 30, 0.5, 150
+
+
+def load(kind: str, size: str, suffix: str = "") -> dict | None:
+    path = RESULTS / f"{kind}-{size}{suffix}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def ms(value) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def by_name(rows: list[dict]) -> dict:
+    return {row["name"]: row for row in rows}
+
+
+def ok(flag: bool) -> str:
+    return "meets" if flag else "**misses**"
+
+
+def data_section(out: list[str]) -> None:
+    rows = []
+    for size in SIZES:
+        d = load("data", size)
+        if d:
+            rows.append([size, f"{d['runs']:,}", f"{d['events']:,}", d["statuses"], d["runs_on_disk"],
+                         d["events_on_disk"], f"{d['seconds']} s"])  # fmt: skip
+    if rows:
+        out += ["### Data (bench/generate.py)", "",
+                table(["size", "runs", "events", "statuses", "runs table + indexes", "events table + indexes",
+                       "generated in"], rows, align="lrrlrrr"), ""]  # fmt: skip
+
+
+def search_section(out: list[str], kind: str, part: str, title: str) -> dict:
+    """The 15 x 2 x 2 table of one part ('service' of search-*, 'api' of http-*)."""
+    runs = {size: load(kind, size) for size in SIZES}
+    if not runs.get("1m") and not runs.get("10k"):
+        return {}
+    named = {size: by_name(r[part]) for size, r in runs.items() if r}
+    biggest = "1m" if "1m" in named else max(named, key=SIZES.index)
+    rows, worst, ratios, full_ratios = [], 0.0, [], []
+    keys = [r["name"] for r in runs[biggest][part]]
+    cases = []
+    for key in keys:
+        base = key.rsplit(" ", 1)[0]
+        if base not in cases:
+            cases.append(base)
+    for case in cases:
+        row = [case.replace(" +range", " + time range")]
+        for page in ("first", "deep"):
+            name = f"{case} {page}"
+            for size in SIZES:
+                r = named.get(size, {}).get(name)
+                cell = ms(r["median_ms"]) if r else "—"
+                if r and size == biggest:
+                    cell += f" ({ms(r['p95_ms'])})"
+                    worst = max(worst, r["median_ms"])
+                row.append(cell)
+            small, large = named.get("10k", {}).get(name), named.get("1m", {}).get(name)
+            if small and large:
+                ratio = large["median_ms"] / small["median_ms"]
+                ratios.append(ratio)
+                rows_small = small.get("avg_rows")
+                full = rows_small is None or rows_small >= 99 or rows_small >= large.get("avg_rows", 0)
+                if full:
+                    full_ratios.append(ratio)
+                row.append(f"{ratio:.2f}" + ("" if full else "†"))
+            else:
+                row.append("—")
+        rows.append(row)
+    headers = ["filters", "first 10k", "first 100k", "first 1M (p95)", "1M÷10k",
+               "deep 10k", "deep 100k", "deep 1M (p95)", "1M÷10k"]  # fmt: skip
+    # Reorder the cells: first page (3 sizes + ratio), deep page (3 sizes + ratio).
+    rows = [[r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]] for r in rows]
+    out += [f"### {title}", "", table(headers, rows), ""]
+    summary = {"worst_ms": worst, "max_ratio": max(ratios) if ratios else None,
+               "max_full_ratio": max(full_ratios) if full_ratios else None}  # fmt: skip
+    if ratios:
+        out += [f"Median in ms (p95 at the largest size); a deep page starts in the middle of the result "
+                f"(bookmark). Slowest median at {biggest}: {worst:.1f} ms (target ≤ {SEARCH_TARGET_MS} ms: "
+                f"{ok(worst <= SEARCH_TARGET_MS)}). Largest 1M÷10k: {max(ratios):.2f}; among cases whose page is "
+                f"as full at 10k as at 1M: {summary['max_full_ratio'] or 0:.2f} (target ≤ {RATIO_TARGET}). "
+                f"† = at 10k the page holds fewer rows than at 1M (the small database has few matches), so the "
+                f"ratio compares different work.", ""]  # fmt: skip
+    return summary
+
+
+def inbox_section(out: list[str]) -> None:
+    after = {size: load("search", size) for size in SIZES}
+    before = {size: load("search", size, ".before") for size in SIZES}
+    if not after.get("1m"):
+        return
+    names = [r["name"] for r in after["1m"]["inbox"]]
+    rows = []
+    b1m = by_name(before["1m"]["inbox"]) if before.get("1m") else {}
+    a10 = by_name(after["10k"]["inbox"]) if after.get("10k") else {}
+    a1m = by_name(after["1m"]["inbox"])
+    for name in names:
+        r = a1m[name]
+        rows.append([name, ms(a10.get(name, {}).get("median_ms")), ms(b1m.get(name, {}).get("median_ms")),
+                     f"{ms(r['median_ms'])} ({ms(r['p95_ms'])})", f"{r.get('avg_rows', 0):.0f}"])  # fmt: skip
+    users = {r["user"]: f"{r['username']} ({', '.join(r['groups'])})" for r in after["1m"]["inbox"]}
+    out += ["### The web inbox's queries for plain users (service, newest first, 50 a page)", "",
+            "Users at 1M: " + "; ".join(f"{k} = {v}" for k, v in users.items()) + ". "
+            "\"All visible\" is `user_id = me OR user_group IN my groups`; legacy's only group was retired, "
+            "so all of their runs are old.", "",
+            table(["case", "10k", "1M before fix", "1M after fix (p95)", "rows"], rows), ""]  # fmt: skip
+
+
+def http_inbox_section(out: list[str]) -> None:
+    runs = {size: load("http", size) for size in SIZES}
+    biggest = next((s for s in reversed(SIZES) if runs.get(s)), None)
+    if not biggest:
+        return
+    named = {size: by_name(r["inbox"]) for size, r in runs.items() if r}
+    rows, worst = [], 0.0
+    for r in runs[biggest]["inbox"]:
+        cells = [r["name"]]
+        for size in SIZES:
+            x = named.get(size, {}).get(r["name"])
+            cells.append(ms(x["median_ms"]) + (f" ({ms(x['p95_ms'])})" if x and size == biggest else "") if x else "—")
+        worst = max(worst, r["median_ms"])
+        rows.append(cells)
+    out += ["### Inbox page over HTTP (gunicorn, one request at a time, logged-in session)", "",
+            table(["page", "10k", "100k", "1M (p95)"], rows), "",
+            f"Slowest median at {biggest}: {worst:.1f} ms (target ≤ {RENDER_TARGET_MS} ms: "
+            f"{ok(worst <= RENDER_TARGET_MS)}).", ""]  # fmt: skip
+
+
+def pages_section(out: list[str]) -> None:
+    pages = {size: load("pages", size) for size in SIZES}
+    biggest = next((s for s in reversed(SIZES) if pages.get(s)), None)
+    if not biggest:
+        return
+    p = pages[biggest]
+    rows = [[c["page"], c["rows"], c["one"], c["many"], "same" if c["one"] == c["many"] else "**differs**"]
+            for c in p["counts"]]  # fmt: skip
+    out += [f"### Query counts (in process, {biggest} database)", "",
+            table(["page", "rows shown", "queries at 1 row", "queries at many", ""], rows, align="llrrl"), "",
+            "The inbox shows 50 rows a page, so its \"many\" is a full page of 50 (of 100 runs).", ""]  # fmt: skip
+    rows = []
+    named = {size: by_name([{**r, "name": r["page"]} for r in x["renders"]]) for size, x in pages.items() if x}
+    for r in p["renders"]:
+        cells = [r["page"]]
+        for size in SIZES:
+            x = named.get(size, {}).get(r["page"])
+            cells.append(ms(x["median_ms"]) + (f" ({ms(x['p95_ms'])})" if x and size == biggest else "") if x else "—")
+        cells.append(str(r["queries"]))
+        rows.append(cells)
+    inbox = [r["median_ms"] for r in p["renders"] if r["page"].startswith("inbox")]
+    out += [f"### Page render times in process (django.test.Client, full middleware; user {p['user']}, "
+            f"groups {', '.join(p['groups'])})", "",
+            table(["page", "10k", "100k", "1M (p95)", "queries"], rows), "",
+            f"Slowest inbox/search page median at {biggest}: {max(inbox):.1f} ms (target ≤ {RENDER_TARGET_MS} ms: "
+            f"{ok(max(inbox) <= RENDER_TARGET_MS)}).", ""]  # fmt: skip
+
+
+def throughput_section(out: list[str]) -> None:
+    t = next((load("throughput", s) for s in reversed(SIZES) if load("throughput", s)), None)
+    if not t:
+        return
+    ping, complete = t["ping"], t["complete"]
+    rows = [["GET /bench/ping (trivial JSON view)", f"{ping['rps']:.0f}", ping["latency_avg"], "—"],
+            ["POST /api/v1/user-task-runs/…/complete", f"{complete['rps']:.0f}", complete["latency_avg"],
+             f"{complete.get('ok')} × 200, {complete.get('conflict')} × 409, {complete.get('other')} other"]]  # fmt: skip
+    out += [f"### Throughput under gunicorn ({t['workers']} sync workers, wrk 2 threads × {t['connections']} "
+            f"connections, {t['duration_s']} s each, {t['size']} database)", "",
+            table(["endpoint", "req/s", "latency avg", "responses"], rows, align="lrrl"), "",
+            f"complete ÷ trivial = {t['ratio']:.0%} (target ≥ {THROUGHPUT_TARGET:.0%}: "
+            f"{ok(t['ratio'] >= THROUGHPUT_TARGET)}). Runs DONE afterwards: {t['done_runs']}, COMPLETED events: "
+            f"{t['completed_events']} (one each). Callbacks: {t['callbacks']['delivered']} of "
+            f"{t['callbacks']['total']} delivered by the worker in {t['callbacks']['seconds']} s.", ""]  # fmt: skip
+    rows = []
+    for key in t["rss_max_mb"]:
+        rows.append([key, f"{t['rss_idle_mb'][key]:.0f}", f"{t['rss_after_load_mb'][key]:.0f}",
+                     f"{t['rss_max_mb'][key]:.0f}"])  # fmt: skip
+    worst = max(t["rss_max_mb"].values())
+    out += ["### Resident memory (MB, VmRSS)", "", table(["process", "idle", "after the complete load", "max"], rows),
+            "", f"Largest: {worst:.0f} MB (target ≤ {RSS_TARGET_MB} MB each: {ok(worst <= RSS_TARGET_MB)}).", ""]
+
+
+def explain_section(out: list[str]) -> None:
+    s = load("search", "1m")
+    b = load("search", "1m", ".before")
+    for label, run in (("after", s), ("before the fix", b)):
+        if not run:
+            continue
+        for name, text in run["explain"].items():
+            sql, _, plan = text.partition("\n\n")
+            out += [f"#### EXPLAIN (ANALYZE, BUFFERS) at 1M, {label}: slowest case `{name}`", "", "```", plan.strip(),
+                    "```", ""]  # fmt: skip
+
+
+def main() -> None:
+    out = ["## Benchmark report (bench/report.py)", ""]
+    data_section(out)
+    service = search_section(out, "search", "service", "Search through the service (selectors.search_user_task_runs)")
+    inbox_section(out)
+    search_section(out, "http", "api", "API search over HTTP (GET /api/v1/user-task-runs, token, limit 100)")
+    http_inbox_section(out)
+    pages_section(out)
+    throughput_section(out)
+    explain_section(out)
+    text = "\n".join(out)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "report.md").write_text(text)
+    print(text)
+    if service:
+        print(f"\n(service search: slowest median {service['worst_ms']:.1f} ms at the largest size)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
