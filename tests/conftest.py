@@ -1,4 +1,5 @@
 import os
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection
@@ -114,3 +115,31 @@ def snapshot(run):
     run.refresh_from_db()
     return (run.status, run.user_id, run.user_group, run.results, run.epoch, run.output, run.failure,
             run.events.count())
+
+
+@contextmanager
+def rejected(run, error, match=None):
+    """The call inside raises `error` and leaves the run exactly as it was, events included."""
+    before = snapshot(run)
+    with pytest.raises(error, match=match) as excinfo:
+        yield excinfo
+    assert excinfo.value.code == error.code
+    assert snapshot(run) == before
+
+
+@pytest.fixture
+def obiwans(start_run):
+    """An it-request run held by obiwan within jedi-council."""
+    return start_run(user_id="obiwan", user_group="jedi-council")
+
+
+@pytest.fixture
+def unassigned(start_run):
+    """An it-request run waiting in jedi-council."""
+    return start_run(user_group="jedi-council")
+
+
+@pytest.fixture
+def funds_run(funds_def, start_run):
+    """An approve-funds-for-mission run held by obiwan within jedi-council."""
+    return start_run(def_name="approve-funds-for-mission", user_id="obiwan", user_group="jedi-council")

@@ -1,11 +1,9 @@
 """assign_user_task_run, claim_user_task_run, release_user_task_run (DESIGN §3 "assign",
 "claim", "release"; §7 for plain users)."""
 
-from contextlib import contextmanager
-
 import pytest
 
-from tests.conftest import ADMIN, snapshot
+from tests.conftest import ADMIN, rejected
 from usertasks import services
 from usertasks.actors import SYSTEM, Actor
 from usertasks.exceptions import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -13,27 +11,6 @@ from usertasks.exceptions import FailedPrecondition, InvalidArgument, NotFound, 
 pytestmark = pytest.mark.django_db
 
 DISPATCHER = Actor(name="dispatcher", permissions=frozenset({"usertasks.assign_usertaskrun"}))
-
-
-@contextmanager
-def rejected(run, error, match=None):
-    """The call inside raises `error` and leaves the run exactly as it was, events included."""
-    before = snapshot(run)
-    with pytest.raises(error, match=match) as excinfo:
-        yield excinfo
-    assert excinfo.value.code == error.code
-    assert snapshot(run) == before
-
-
-@pytest.fixture
-def unassigned(start_run):
-    return start_run(user_group="jedi-council")
-
-
-@pytest.fixture
-def obiwans(start_run):
-    """A run held by obiwan within jedi-council."""
-    return start_run(user_id="obiwan", user_group="jedi-council")
 
 
 @pytest.fixture

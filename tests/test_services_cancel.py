@@ -1,10 +1,8 @@
 """cancel_user_task_run (DESIGN §3 "cancel", §6 failure)."""
 
-from contextlib import contextmanager
-
 import pytest
 
-from tests.conftest import ADMIN, snapshot
+from tests.conftest import ADMIN, rejected
 from usertasks import services
 from usertasks.actors import SYSTEM, Actor
 from usertasks.exceptions import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -12,26 +10,6 @@ from usertasks.exceptions import FailedPrecondition, InvalidArgument, NotFound, 
 pytestmark = pytest.mark.django_db
 
 CANCELLER = Actor(name="supervisor", permissions=frozenset({"usertasks.cancel_usertaskrun"}))
-
-
-@contextmanager
-def rejected(run, error, match=None):
-    """The call inside raises `error` and leaves the run exactly as it was, events included."""
-    before = snapshot(run)
-    with pytest.raises(error, match=match) as excinfo:
-        yield excinfo
-    assert excinfo.value.code == error.code
-    assert snapshot(run) == before
-
-
-@pytest.fixture
-def obiwans(start_run):
-    return start_run(user_id="obiwan", user_group="jedi-council")
-
-
-@pytest.fixture
-def unassigned(start_run):
-    return start_run(user_group="jedi-council")
 
 
 def cancel(run, actor, **kwargs):

@@ -1,26 +1,14 @@
 """add_comment / edit_comment / delete_comment (DESIGN §3 "comments") and how they are listed."""
 
-from contextlib import contextmanager
-
 import pytest
 
-from tests.conftest import ADMIN, snapshot
+from tests.conftest import ADMIN, rejected, snapshot
 from usertasks import services
 from usertasks.actors import SYSTEM
 from usertasks.exceptions import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from usertasks.selectors import comments_from_events
 
 pytestmark = pytest.mark.django_db
-
-
-@contextmanager
-def rejected(run, error, match=None):
-    """The call inside raises `error` and leaves the run exactly as it was, events included."""
-    before = snapshot(run)
-    with pytest.raises(error, match=match) as excinfo:
-        yield excinfo
-    assert excinfo.value.code == error.code
-    assert snapshot(run) == before
 
 
 @pytest.fixture

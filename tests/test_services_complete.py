@@ -1,10 +1,8 @@
 """complete_user_task_run (DESIGN §3 "complete", order of checks, §6 output, §7 plain users)."""
 
-from contextlib import contextmanager
-
 import pytest
 
-from tests.conftest import snapshot
+from tests.conftest import rejected
 from usertasks import services
 from usertasks.actors import SYSTEM
 from usertasks.exceptions import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -12,33 +10,6 @@ from usertasks.exceptions import FailedPrecondition, InvalidArgument, NotFound, 
 pytestmark = pytest.mark.django_db
 
 FUNDS_OK = {"amount": 1500.5, "approved": True}
-
-
-@contextmanager
-def rejected(run, error, match=None):
-    """The call inside raises `error` and leaves the run exactly as it was, events included."""
-    before = snapshot(run)
-    with pytest.raises(error, match=match) as excinfo:
-        yield excinfo
-    assert excinfo.value.code == error.code
-    assert snapshot(run) == before
-
-
-@pytest.fixture
-def obiwans(start_run):
-    """An it-request run held by obiwan within jedi-council."""
-    return start_run(user_id="obiwan", user_group="jedi-council")
-
-
-@pytest.fixture
-def unassigned(start_run):
-    return start_run(user_group="jedi-council")
-
-
-@pytest.fixture
-def funds_run(funds_def, start_run):
-    """An approve-funds-for-mission run held by obiwan within jedi-council."""
-    return start_run(def_name="approve-funds-for-mission", user_id="obiwan", user_group="jedi-council")
 
 
 @pytest.fixture

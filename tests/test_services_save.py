@@ -1,41 +1,13 @@
 """save_user_task_run_progress (DESIGN §3 "save progress", §7 plain users)."""
 
-from contextlib import contextmanager
-
 import pytest
 
-from tests.conftest import snapshot
+from tests.conftest import rejected
 from usertasks import services
 from usertasks.actors import SYSTEM
 from usertasks.exceptions import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 pytestmark = pytest.mark.django_db
-
-
-@contextmanager
-def rejected(run, error, match=None):
-    """The call inside raises `error` and leaves the run exactly as it was, events included."""
-    before = snapshot(run)
-    with pytest.raises(error, match=match) as excinfo:
-        yield excinfo
-    assert excinfo.value.code == error.code
-    assert snapshot(run) == before
-
-
-@pytest.fixture
-def obiwans(start_run):
-    """An it-request run held by obiwan within jedi-council."""
-    return start_run(user_id="obiwan", user_group="jedi-council")
-
-
-@pytest.fixture
-def unassigned(start_run):
-    return start_run(user_group="jedi-council")
-
-
-@pytest.fixture
-def funds_run(funds_def, start_run):
-    return start_run(def_name="approve-funds-for-mission", user_id="obiwan", user_group="jedi-council")
 
 
 def save(run, actor, **kwargs):

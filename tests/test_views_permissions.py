@@ -9,7 +9,6 @@ from django.test import Client
 
 from tests.conftest import snapshot
 from usertasks import services
-from usertasks.actors import SYSTEM
 
 ROLES = {
     "obiwan": {"groups": ["jedi-council"]},
@@ -144,6 +143,6 @@ def test_another_users_run_never_leaks_through_the_inbox_or_errors(make_run):
     mace = client_for("mace")
     for tab in ("assigned", "claimable", "all"):
         assert run.user_task_guid not in mace.get(f"/?tab={tab}").content.decode()
-    assert run.user_task_guid not in mace.get(f"/?tab=all&user_id=obiwan").content.decode()
+    assert run.user_task_guid not in mace.get("/?tab=all&user_id=obiwan").content.decode()
     response = mace.post(url(run, "complete/"), {"requestedItem": "x"})
     assert response.status_code == 404 and b"obiwan" not in response.content

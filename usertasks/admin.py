@@ -260,40 +260,6 @@ class UserTaskDefAdmin(admin.ModelAdmin):
 # --- runs -----------------------------------------------------------------------------------
 
 
-class UserTaskEventInline(admin.TabularInline):
-    model = UserTaskEvent
-    fields = ("time", "event_type", "actor", "details", "payload_json")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("id",)
-    verbose_name_plural = "events (append-only)"
-
-    @admin.display(description="type")
-    def event_type(self, event):
-        return event.type
-
-    @admin.display(description="details")
-    def details(self, event):
-        return describe_event(event.type, event.payload)
-
-    @admin.display(description="payload")
-    def payload_json(self, event):
-        return _pretty_json(event.payload)
-
-    def has_view_permission(self, request, obj=None):
-        return True  # shown only on a run page, which checks its own permission
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 class _ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
@@ -309,6 +275,26 @@ class _ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class UserTaskEventInline(_ReadOnlyInline):
+    model = UserTaskEvent
+    fields = ("time", "event_type", "actor", "details", "payload_json")
+    readonly_fields = fields
+    ordering = ("id",)
+    verbose_name_plural = "events (append-only)"
+
+    @admin.display(description="type")
+    def event_type(self, event):
+        return event.type
+
+    @admin.display(description="details")
+    def details(self, event):
+        return describe_event(event.type, event.payload)
+
+    @admin.display(description="payload")
+    def payload_json(self, event):
+        return _pretty_json(event.payload)
 
 
 class ScheduledActionInline(_ReadOnlyInline):
