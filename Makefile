@@ -51,7 +51,9 @@ BENCH_SIZES ?= 10k 100k 1m
 bench: install
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 	@for s in $(BENCH_SIZES); do $(PY) bench/generate.py $$s --if-missing || exit 1; done
-	@for s in $(BENCH_SIZES); do $(PY) bench/search.py $$s && $(PY) bench/pages.py $$s && $(PY) bench/http_search.py $$s || exit 1; done
+	$(PY) bench/search.py $(BENCH_SIZES)
+	$(PY) bench/pages.py $(BENCH_SIZES)
+	$(PY) bench/http_search.py $(BENCH_SIZES)
 	$(PY) bench/throughput.py $(lastword $(BENCH_SIZES))
 	$(PY) bench/report.py
 

@@ -53,10 +53,9 @@ def bench_env(label: str) -> dict:
 
 def setup_django(label: str, *others: str) -> None:
     """Configure Django in this process for the benchmark database of that size (the default
-    alias); with more sizes, each is also an alias of its own (bench/router.py)."""
+    alias); every size given is also an alias of its own (bench/router.py)."""
     os.environ.update({k: v for k, v in bench_env(label).items() if k in BENCH_ENV or k == "DATABASE_URL"})
-    if others:
-        os.environ["BENCH_DATABASES"] = " ".join((label, *others))
+    os.environ["BENCH_DATABASES"] = " ".join((label, *others))
     import django
 
     django.setup()
@@ -114,3 +113,15 @@ def ensure_static() -> None:
 
     if not (Path(settings.STATIC_ROOT) / "staticfiles.json").exists():
         call_command("collectstatic", "--noinput", verbosity=0)
+
+
+def machine_speed_ms() -> float:
+    """CPU time of a fixed pure-Python loop (best of 3): how fast this machine is right now. On a
+    shared virtual machine it drifts with the neighbours; results carry it to be read with it."""
+    best = float("inf")
+    for _ in range(3):
+        start, total = time.process_time(), 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.process_time() - start)
+    return round(best * 1000, 1)

@@ -35,7 +35,7 @@ import random
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -46,7 +46,8 @@ from bench.common import REPO, SERVER, SIZES, bench_env, db_name, size_label, se
 # an optional STR field "remark_v<v>".
 TASK_TYPES = [
     ("it-request", 24, 2, [("requestedItem", "STR", True), ("justification", "STR", False)]),
-    ("approve-funds-for-mission", 14, 2, [("amount", "DOUBLE", True), ("approved", "BOOL", True), ("reason", "STR", False)]),
+    ("approve-funds-for-mission", 14, 2,
+     [("amount", "DOUBLE", True), ("approved", "BOOL", True), ("reason", "STR", False)]),
     ("expense-approval", 20, 3, [("amount", "DOUBLE", True), ("category", "STR", True), ("approved", "BOOL", True)]),
     ("access-review", 12, 1, [("system", "STR", True), ("keepAccess", "BOOL", True)]),
     ("contract-review", 10, 2, [("counterparty", "STR", True), ("riskScore", "INT", True), ("comments", "STR", False)]),

@@ -29,19 +29,28 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, bench_env, ensure_static, load_average, setup_django, size_label, stats_ms  # noqa: E402
+from bench.common import (  # noqa: E402
+    REPO, bench_env, ensure_static, load_average, machine_speed_ms, setup_django, size_label, stats_ms,
+)
 from bench.search import COMBOS, INBOX_LIMIT, RESULTS, combo_name, deep_bookmark, sample_value_sets  # noqa: E402
 from bench.throughput import VENV_BIN, free_port, wait_http  # noqa: E402
 
 
-def get(port: int, path: str, headers: dict) -> tuple[int, int]:
+def get(port: int, path: str, headers: dict) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
-        return response.status, len(response.read())
+        return response.status, response.read()
     finally:
         conn.close()
+
+
+def rows_in(body: bytes) -> int:
+    """Runs in a response: the API's results, or the inbox table's body rows."""
+    if body.startswith(b"{"):
+        return len(json.loads(body).get("results") or [])
+    return max(0, body.count(b"<tr") - 1)
 
 
 def to_query(filters: dict) -> dict:
@@ -131,6 +140,7 @@ def run_interleaved(per_size: dict[str, list], ports: dict[str, int], repeat: in
         samples = {size: [] for size in present}
         statuses = {size: set() for size in present}
         sizes_b = {size: [] for size in present}
+        returned = {size: [] for size in present}
         for size in present:  # warm-up
             _n, _f, paths, headers = by_name[size][name]
             for path in paths:
@@ -140,10 +150,11 @@ def run_interleaved(per_size: dict[str, list], ports: dict[str, int], repeat: in
             for size in present[r % len(present):] + present[: r % len(present)]:
                 _n, _f, paths, headers = by_name[size][name]
                 start = time.perf_counter()
-                status, nbytes = get(ports[size], paths[r % len(paths)], headers)
+                status, body = get(ports[size], paths[r % len(paths)], headers)
                 samples[size].append(time.perf_counter() - start)
                 statuses[size].add(status)
-                sizes_b[size].append(nbytes)
+                sizes_b[size].append(len(body))
+                returned[size].append(rows_in(body))
             if r >= 4 and time.perf_counter() > deadline:
                 break
         line = []
@@ -152,8 +163,10 @@ def run_interleaved(per_size: dict[str, list], ports: dict[str, int], repeat: in
             rows[size].append({**by_name[size][name][1], "name": name, "median_ms": round(median, 2),
                                "p95_ms": round(p95, 2), "status": sorted(statuses[size]),
                                "bytes": round(sum(sizes_b[size]) / len(sizes_b[size])), "samples": len(samples[size]),
+                               "avg_rows": round(sum(returned[size]) / len(returned[size]), 1),
                                "load": round(load_average(), 1)})  # fmt: skip
-            line.append(f"{size} {median:6.2f}" + ("" if statuses[size] == {200} else f" HTTP {sorted(statuses[size])}"))
+            flag = "" if statuses[size] == {200} else f" HTTP {sorted(statuses[size])}"
+            line.append(f"{size} {median:6.2f}{flag}")
         print(f"  {name:<44} " + "  ".join(line) + f"   load {load_average():.1f}", flush=True)
     return rows
 
@@ -207,10 +220,11 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    speed = machine_speed_ms()
     for size in sizes:
         out = RESULTS / f"http-{size}.json"
-        out.write_text(json.dumps({"size": size, "runs": built[size][0], "interleaved_with": sizes,
-                                   "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        out.write_text(json.dumps({"machine_speed_ms": speed, "size": size, "runs": built[size][0],
+                                   "interleaved_with": sizes, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
                                    "api": api[size], "inbox": inbox[size]}, indent=1))  # fmt: skip
         print(f"wrote {out.relative_to(REPO)}")
 

@@ -1,6 +1,7 @@
 """Turn the result files of the benchmarks (var/bench/*.json) into Markdown tables.
 
     python bench/report.py            # prints the report and writes var/bench/report.md
+    python bench/report.py --readme   # the compact search table of README.md's Performance section
 
 Reads whatever exists of data-, search-, search-*.before, http-, pages- and throughput-<size>.json
 for the sizes 10k, 100k and 1m, and checks the figures against DESIGN §10.
@@ -49,7 +50,7 @@ def data_section(out: list[str]) -> None:
                        "generated in"], rows, align="lrrlrrr"), ""]  # fmt: skip
 
 
-def search_section(out: list[str], kind: str, part: str, title: str) -> dict:
+def search_section(out: list[str], kind: str, part: str, title: str, target: bool = True) -> dict:
     """The 15 x 2 x 2 table of one part ('service' of search-*, 'api' of http-*)."""
     runs = {size: load(kind, size) for size in SIZES}
     if not runs.get("1m") and not runs.get("10k"):
@@ -94,10 +95,12 @@ def search_section(out: list[str], kind: str, part: str, title: str) -> dict:
     summary = {"worst_ms": worst, "max_ratio": max(ratios) if ratios else None,
                "max_full_ratio": max(full_ratios) if full_ratios else None}  # fmt: skip
     if ratios:
+        verdict = (f" (target ≤ {SEARCH_TARGET_MS} ms in the service: {ok(worst <= SEARCH_TARGET_MS)})" if target
+                   else " (the ≤ 10 ms target is the service's; this adds HTTP, token auth and JSON)")
         out += [f"Median in ms (p95 at the largest size); a deep page starts in the middle of the result "
-                f"(bookmark). Slowest median at {biggest}: {worst:.1f} ms (target ≤ {SEARCH_TARGET_MS} ms: "
-                f"{ok(worst <= SEARCH_TARGET_MS)}). Largest 1M÷10k: {max(ratios):.2f}; among cases whose page is "
-                f"as full at 10k as at 1M: {summary['max_full_ratio'] or 0:.2f} (target ≤ {RATIO_TARGET}). "
+                f"(bookmark). Slowest median at {biggest}: {worst:.1f} ms{verdict}. Largest 1M÷10k: "
+                f"{max(ratios):.2f}; among cases whose page is as full at 10k as at 1M: "
+                f"{summary['max_full_ratio'] or 0:.2f} (target ≤ {RATIO_TARGET}). "
                 f"† = at 10k the page holds fewer rows than at 1M (the small database has few matches), so the "
                 f"ratio compares different work.", ""]  # fmt: skip
     return summary
@@ -137,10 +140,17 @@ def http_inbox_section(out: list[str]) -> None:
         for size in SIZES:
             x = named.get(size, {}).get(r["name"])
             cells.append(ms(x["median_ms"]) + (f" ({ms(x['p95_ms'])})" if x and size == biggest else "") if x else "—")
+        small = named.get("10k", {}).get(r["name"])
+        if small:
+            full = small.get("avg_rows", 0) >= r.get("avg_rows", 0)
+            cells.append(f"{r['median_ms'] / small['median_ms']:.2f}" + ("" if full else "†"))
+        else:
+            cells.append("—")
+        cells.append(f"{r.get('avg_rows', 0):.0f}")
         worst = max(worst, r["median_ms"])
         rows.append(cells)
     out += ["### Inbox page over HTTP (gunicorn, one request at a time, logged-in session)", "",
-            table(["page", "10k", "100k", "1M (p95)"], rows), "",
+            table(["page", "10k", "100k", "1M (p95)", "1M÷10k", "rows at 1M"], rows), "",
             f"Slowest median at {biggest}: {worst:.1f} ms (target ≤ {RENDER_TARGET_MS} ms: "
             f"{ok(worst <= RENDER_TARGET_MS)}).", ""]  # fmt: skip
 
@@ -216,12 +226,66 @@ def explain_section(out: list[str]) -> None:
                     "```", ""]  # fmt: skip
 
 
+def runs_section(out: list[str]) -> None:
+    rows = []
+    for kind, suffix in (("search", ".before"), ("search", ""), ("pages", ""), ("http", ""), ("throughput", "")):
+        for size in SIZES:
+            r = load(kind, size, suffix)
+            if r and size == (r.get("interleaved_with") or [size])[-1]:
+                sizes = ", ".join(r.get("interleaved_with") or [size])
+                rows.append([f"{kind}{suffix}", sizes, r.get("measured_at", "?"), str(r.get("machine_speed_ms", "—"))])
+    if rows:
+        out += ["### When the figures were taken", "",
+                table(["benchmark", "sizes (interleaved)", "measured at", "machine speed (ms per 1M-step loop)"], rows,
+                      align="lllr"), "",
+                "The machine speed is the CPU time of a fixed Python loop at the end of each run (lower is faster): "
+                "on this shared virtual machine it drifts, and absolute times drift with it.", ""]  # fmt: skip
+
+
+def readme_tables() -> str:
+    """The compact tables of README.md's Performance section."""
+    out = []
+    svc = {size: load("search", size) for size in SIZES}
+    http = {size: load("http", size) for size in SIZES}
+    before = load("search", "1m", ".before")
+    if svc.get("1m") and svc.get("10k"):
+        s = {size: by_name(r["service"]) for size, r in svc.items() if r}
+        h = {size: by_name(r["api"]) for size, r in http.items() if r}
+        b = by_name(before["service"]) if before else {}
+        rows = []
+        cases = list(dict.fromkeys(r["name"].rsplit(" ", 1)[0] for r in svc["1m"]["service"]))
+        for case in cases:
+            row = [case.replace(" +range", " + range")]
+            for page in ("first", "deep"):
+                name = f"{case} {page}"
+                small, large = s["10k"].get(name), s["1m"].get(name)
+                full = small and large and (small["avg_rows"] >= 99 or small["avg_rows"] >= large["avg_rows"])
+                row += [ms(small and small["median_ms"]), ms(b.get(name, {}).get("median_ms")),
+                        f"{ms(large['median_ms'])} ({ms(large['p95_ms'])})" if large else "—",
+                        (f"{large['median_ms'] / small['median_ms']:.2f}" + ("" if full else "†")) if small and large
+                        else "—"]  # fmt: skip
+            for page in ("first", "deep"):
+                name = f"{case} {page}"
+                row.append(f"{ms(h.get('10k', {}).get(name, {}).get('median_ms'))} / "
+                           f"{ms(h.get('1m', {}).get(name, {}).get('median_ms'))}")  # fmt: skip
+            rows.append(row)
+        out += [table(["filters", "first 10k", "first 1M before", "first 1M (p95)", "÷",
+                       "deep 10k", "deep 1M before", "deep 1M (p95)", "÷", "API first 10k / 1M", "API deep 10k / 1M"],
+                      rows), ""]  # fmt: skip
+    return "\n".join(out)
+
+
 def main() -> None:
+    if "--readme" in sys.argv:
+        print(readme_tables())
+        return
     out = ["## Benchmark report (bench/report.py)", ""]
+    runs_section(out)
     data_section(out)
     service = search_section(out, "search", "service", "Search through the service (selectors.search_user_task_runs)")
     inbox_section(out)
-    search_section(out, "http", "api", "API search over HTTP (GET /api/v1/user-task-runs, token, limit 100)")
+    search_section(out, "http", "api", "API search over HTTP (GET /api/v1/user-task-runs, token, limit 100)",
+                   target=False)
     http_inbox_section(out)
     pages_section(out)
     throughput_section(out)

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.generate import RETIRED_GROUP  # noqa: E402
-from bench.common import REPO, Samples, load_average, setup_django, size_label, stats_ms  # noqa: E402
+from bench.common import REPO, Samples, load_average, machine_speed_ms, setup_django, size_label, stats_ms  # noqa: E402
 
 COLUMNS = ("status", "user_task_def_name", "user_id", "user_group")
 SHORT = {"status": "status", "user_task_def_name": "type", "user_id": "user", "user_group": "group"}
@@ -283,6 +283,7 @@ def main() -> None:
     print("the web inbox's shapes for plain users (newest first, limit 50)")
     inbox = run_interleaved({s: built[s][2] for s in sizes}, args.repeat)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    speed = machine_speed_ms()
     for size in sizes:
         n, _cases, _inbox_cases, explain_calls = built[size]
         slowest = max(service[size], key=lambda r: r["median_ms"])
@@ -296,7 +297,8 @@ def main() -> None:
                 print(f"\nEXPLAIN (ANALYZE, BUFFERS) at {size} — slowest: {name}\n{plan}")
         out = RESULTS / f"search-{size}{'.before' if args.before_fix else ''}.json"
         out.write_text(json.dumps({
-            "size": size, "runs": n, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "interleaved_with": sizes,
+            "machine_speed_ms": speed, "size": size, "runs": n, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "interleaved_with": sizes,
             "pg": connections[size].cursor().connection.info.server_version, "before_fix": args.before_fix,
             "service": service[size], "inbox": inbox[size], "explain": plans,
         }, indent=1, default=str))  # fmt: skip

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, bench_env, ensure_static, setup_django, size_label  # noqa: E402
+from bench.common import REPO, bench_env, ensure_static, machine_speed_ms, setup_django, size_label  # noqa: E402
 
 RESULTS = REPO / "var" / "bench"
 VENV_BIN = Path(sys.executable).parent
@@ -251,7 +251,8 @@ def main() -> None:
         [sys.executable, "manage.py", "run_worker", "--no-reload", "--interval", "1", "-v", "0"], cwd=REPO, env=env
     )
     sampler = None
-    result = {"size": label, "workers": args.workers, "connections": args.connections, "duration_s": args.duration,
+    result = {"machine_speed_ms": machine_speed_ms(), "size": label, "workers": args.workers,
+              "connections": args.connections, "duration_s": args.duration,
               "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()[0]}  # fmt: skip
     try:
         wait_http(base + "/bench/ping")
@@ -264,7 +265,8 @@ def main() -> None:
         print(f"wrk {args.duration}s, {args.connections} connections, gunicorn {args.workers} sync workers:")
         ping = wrk([*common, f"-d{args.duration}s", base + "/bench/ping"])
         print(f"  GET /bench/ping            {ping['rps']:8.1f} req/s  (latency avg {ping['latency_avg']})")
-        api_ping = wrk([*common, f"-d{args.duration}s", "-H", f"Authorization: Bearer {token}", base + "/bench/api/ping"])
+        auth = ["-H", f"Authorization: Bearer {token}"]
+        api_ping = wrk([*common, f"-d{args.duration}s", *auth, base + "/bench/api/ping"])
         print(f"  GET /bench/api/ping        {api_ping['rps']:8.1f} req/s  (latency avg {api_ping['latency_avg']}; "
               f"{api_ping['non_2xx']} non-2xx)")  # fmt: skip
         complete = wrk([*common, f"-d{args.duration}s", "-s", str(REPO / "bench" / "complete.lua"), base, "--",
