@@ -1,7 +1,7 @@
 """Pages in process (django.test.Client, full middleware stack): query counts at 1 and 100 rows,
 and render times at scale.
 
-    python bench/pages.py [10k 100k 1m] [--repeat 30]
+    python bench/pages.py [10k 100k 1m] [--repeat 30] [--only inbox]
 
 Query counts (django.test.utils.CaptureQueriesContext) of each page showing 1 row and showing
 many: the inbox (tabs "Assigned to me" and "All visible"; a full page is 50 rows), the inbox
@@ -180,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sizes", nargs="*", help="10k 100k 1m (default: all three)")
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--only", metavar="TEXT", help="time only the pages whose name contains TEXT (e.g. inbox)")
     args = parser.parse_args()
     sizes = [size_label(s) for s in (args.sizes or ["10k", "100k", "1m"])]
     setup_django(*sizes)
@@ -215,6 +216,7 @@ def main() -> None:
           + "; ".join(f"{s}: {prepared[s]['user']} ({', '.join(prepared[s]['groups'])})" for s in sizes))
     renders = {size: [] for size in sizes}
     names = list(dict.fromkeys(name for s in sizes for name, _w, _u in prepared[s]["timed"]))
+    names = [name for name in names if not args.only or args.only in name]
     for name in names:
         present = [s for s in sizes if any(t[0] == name for t in prepared[s]["timed"])]
         calls, samples, statuses = {}, {}, {}
@@ -255,7 +257,7 @@ def main() -> None:
     speed = machine_speed_ms()
     for size in sizes:
         p = prepared[size]
-        out = RESULTS / f"pages-{size}.json"
+        out = RESULTS / (f"pages-{size}.json" if not args.only else f"pages-{size}-only.json")
         out.write_text(json.dumps({"machine_speed_ms": speed, "size": size, "runs": p["n"], "user": p["user"],
                                    "groups": p["groups"],
                                    "interleaved_with": sizes, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),

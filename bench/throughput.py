@@ -12,7 +12,8 @@ Against the benchmark database of that size (default 1m) it:
 3. runs wrk (Debian package `wrk`) for <duration> s against /bench/ping, then against
    .../complete with bench/complete.lua (every run completed once; 200s, 409s and runs left
    over are counted), <connections> connections on 2 threads; checks afterwards that each 200
-   made exactly one COMPLETED event;
+   made exactly one COMPLETED event; the gunicorn workers' CPU time per request of each phase
+   (/proc/<pid>/stat, so comparable between runs on a shared machine where req/s is not);
 4. completes another 500 runs whose WfRun has a callback_url (/bench/callback on the same
    server) and lets the worker deliver the callbacks, timing it;
 5. samples the RSS of every gunicorn process and of the worker all along (every 0.5 s).
@@ -87,6 +88,33 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.wait(0.5):
             self.sample()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc; 0 for a vanished one)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def measured(web_pid: int, args: list[str]) -> dict:
+    """wrk, plus the gunicorn workers' CPU time per request (ms) while it ran."""
+    pids = children(web_pid)
+    before = cpu_seconds(pids)
+    result = wrk(args)
+    seconds = cpu_seconds(pids) - before
+    requests = re.search(r"(\d+) requests in", result.get("raw", ""))
+    count = int(requests.group(1)) if requests else 0
+    result["requests"] = count
+    result["cpu_ms_per_request"] = round(seconds * 1000 / count, 2) if count else None
+    return result
 
 
 def free_port(port: int) -> None:
@@ -235,8 +263,8 @@ def main() -> None:
     cb_runs = prepare_runs(500, f"cb{stamp}-", f"http://127.0.0.1:{args.port}/bench/callback")
     connection.close()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    requests_file = RESULTS / "complete-requests.tsv"
-    cb_requests_file = RESULTS / "complete-callback-requests.tsv"
+    requests_file = RESULTS / f"complete-requests-{args.port}.tsv"
+    cb_requests_file = RESULTS / f"complete-callback-requests-{args.port}.tsv"
     write_requests(runs, requests_file)
     write_requests(cb_runs, cb_requests_file)
 
@@ -263,17 +291,18 @@ def main() -> None:
         common = ["-t2", f"-c{args.connections}", "--latency"]
         wrk([*common, "-d3s", base + "/bench/ping"])  # warm every worker
         print(f"wrk {args.duration}s, {args.connections} connections, gunicorn {args.workers} sync workers:")
-        ping = wrk([*common, f"-d{args.duration}s", base + "/bench/ping"])
-        print(f"  GET /bench/ping            {ping['rps']:8.1f} req/s  (latency avg {ping['latency_avg']})")
+        ping = measured(web.pid, [*common, f"-d{args.duration}s", base + "/bench/ping"])
+        print(f"  GET /bench/ping            {ping['rps']:8.1f} req/s  (latency avg {ping['latency_avg']}; "
+              f"{ping['cpu_ms_per_request']} ms CPU/request)")
         auth = ["-H", f"Authorization: Bearer {token}"]
-        api_ping = wrk([*common, f"-d{args.duration}s", *auth, base + "/bench/api/ping"])
+        api_ping = measured(web.pid, [*common, f"-d{args.duration}s", *auth, base + "/bench/api/ping"])
         print(f"  GET /bench/api/ping        {api_ping['rps']:8.1f} req/s  (latency avg {api_ping['latency_avg']}; "
-              f"{api_ping['non_2xx']} non-2xx)")  # fmt: skip
-        complete = wrk([*common, f"-d{args.duration}s", "-s", str(REPO / "bench" / "complete.lua"), base, "--",
+              f"{api_ping['non_2xx']} non-2xx; {api_ping['cpu_ms_per_request']} ms CPU/request)")  # fmt: skip
+        complete = measured(web.pid, [*common, f"-d{args.duration}s", "-s", str(REPO / "bench" / "complete.lua"), base, "--",
                         str(requests_file), token, "2"])  # fmt: skip
         print(f"  POST .../complete          {complete['rps']:8.1f} req/s  (latency avg {complete['latency_avg']}; "
               f"{complete.get('ok')} ok, {complete.get('conflict')} 409, {complete.get('other')} other, "
-              f"{complete.get('exhausted')} after the runs ran out)")  # fmt: skip
+              f"{complete.get('exhausted')} after the runs ran out; {complete['cpu_ms_per_request']} ms CPU/request)")  # fmt: skip
         time.sleep(2)  # requests still in a worker when wrk stopped
         check = completion_check(f"tp{stamp}-")
         result.update(ping=ping, api_ping=api_ping, complete=complete, check=check,

@@ -5,7 +5,7 @@ import hashlib
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -190,3 +190,38 @@ def test_service_account_may_act_for_any_user(api, start_run):
     response = api.post(run_path(run, "/complete"), {"user_id": "yoda", "results": LIGHTSABER}, as_="wf-engine")
     assert response.status_code == 200
     assert UserTaskRun.objects.get(pk=run.pk).user_id == "yoda"
+
+
+# --- the per-process cache of a token's actor (usertasks/api.py) --------------------------------
+
+
+def test_a_token_actor_has_the_rights_of_its_user(api_users):
+    from usertasks.actors import Actor
+
+    perms = [f"usertasks.{p.codename}" for p in Permission.objects.filter(content_type__app_label="usertasks")]
+    api_users["mace"].user_permissions.add(Permission.objects.get(codename="cancel_usertaskrun"))
+    for username, user in api_users.items():
+        user = User.objects.get(pk=user.pk)
+        full, fast = Actor.for_user(user), Actor.for_active_user(user)
+        assert (fast.name, fast.groups, fast.is_superuser) == (full.name, full.groups, full.is_superuser), username
+        assert [fast.has(p) for p in perms] == [full.has(p) for p in perms], username
+
+
+def test_group_and_permission_changes_reach_a_cached_token_actor(api, api_users, maces_run):
+    path = run_path(maces_run)
+    assert_error(api.get(path, as_="obiwan"), 404, "NOT_FOUND")
+    api_users["obiwan"].groups.add(Group.objects.get(name="jedi-temple"))
+    assert api.get(path, as_="obiwan").status_code == 200
+    api_users["obiwan"].groups.remove(Group.objects.get(name="jedi-temple"))
+    assert_error(api.get(path, as_="obiwan"), 404, "NOT_FOUND")
+    Group.objects.get(name="jedi-council").permissions.add(Permission.objects.get(codename="view_audit"))
+    assert api.get(path, as_="obiwan").status_code == 200
+
+
+def test_revocation_and_superuser_changes_take_effect_at_once_despite_the_cache(api, api_users, maces_run):
+    path = run_path(maces_run)
+    assert_error(api.get(path, as_="yoda"), 404, "NOT_FOUND")
+    User.objects.filter(username="yoda").update(is_superuser=True)  # no signal: the token query sees it
+    assert api.get(path, as_="yoda").status_code == 200
+    ApiToken.objects.filter(user__username="yoda").update(revoked_at=timezone.now())
+    assert_error(api.get(path, as_="yoda"), 401, "UNAUTHENTICATED")

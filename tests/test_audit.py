@@ -474,3 +474,93 @@ def test_nice_ticks():
     assert audit.nice_ticks(1) == [0, 1]
     assert audit.nice_ticks(100) == [0, 50, 100]
     assert audit.nice_ticks(0) == [0, 1]
+
+
+# --- the list's two query shapes (filters on the run) -------------------------------------------
+
+
+@pytest.fixture
+def shared_times(start_run, funds_def):
+    """Runs of two groups whose events share instants: 12 jedi-temple runs (old, 3 events each,
+    one instant per run for all three) among 40 jedi-council runs, several runs per instant."""
+    with time_machine.travel(T0, tick=False) as clock:
+        for i in range(12):
+            run = start_run(def_name="approve-funds-for-mission", user_group="jedi-temple")
+            services.add_comment(run_id=run.run_id, user_id="mace", comment=f"c{i}", actor=ENGINE)
+            start_run(user_group="jedi-council")
+            services.add_comment(run_id=run.run_id, user_id="mace", comment=f"d{i}", actor=ENGINE)
+            if i % 3 == 2:
+                clock.shift(1)
+        for i in range(28):
+            clock.shift(60 if i % 2 else 0)
+            start_run(user_group="jedi-council")
+    return list(
+        UserTaskEvent.objects.filter(user_task_run__user_group="jedi-temple").order_by("-time", "-id").values_list("pk", flat=True)
+    )
+
+
+def force_shape(monkeypatch, run_first: bool):
+    if run_first:
+        monkeypatch.setattr(audit, "WALK_MAX", -1)
+        monkeypatch.setattr(audit, "RUNS_MAX", 10**9)
+    else:
+        monkeypatch.setattr(audit, "WALK_MAX", 10**9)
+        monkeypatch.setattr(audit, "WALK_COST", 0)
+
+
+def walk_pages(client, params, size):
+    seen, newer_walk, query = [], [], {**params, "limit": size}
+    while True:
+        page = client.get(EVENTS, query).context["page"]
+        seen += [e.pk for e in page.events]
+        if not page.older:
+            break
+        query = {**params, "limit": size, "older": page.older}
+    newer = client.get(EVENTS, query).context["page"].newer
+    while newer:
+        page = client.get(EVENTS, {**params, "limit": size, "newer": newer}).context["page"]
+        newer_walk = [e.pk for e in page.events] + newer_walk
+        newer = page.newer
+    return seen, newer_walk
+
+
+@pytest.mark.parametrize("run_first", [True, False])
+def test_run_filters_page_the_same_whichever_shape(manager_client, shared_times, monkeypatch, run_first):
+    force_shape(monkeypatch, run_first)
+    expected = shared_times
+    assert len(expected) == 36
+    seen, back = walk_pages(manager_client, {"group": "jedi-temple"}, 5)
+    assert seen == expected
+    assert back == expected[: len(back)] and len(back) == 35  # all but the last page (1 event)
+    seen, _ = walk_pages(manager_client, {"group": "jedi-temple", "type": "COMMENT_ADDED"}, 4)
+    assert seen == list(
+        UserTaskEvent.objects.filter(user_task_run__user_group="jedi-temple", type="COMMENT_ADDED")
+        .order_by("-time", "-id").values_list("pk", flat=True)
+    )  # fmt: skip
+    listed_ = listed(manager_client.get(EVENTS, {"task_type": "approve-funds-for-mission", "limit": 500}))
+    assert [e.pk for e in listed_] == expected
+
+
+@pytest.mark.parametrize("run_first", [True, False])
+def test_run_filters_follow_the_runs_current_group_whichever_shape(manager_client, shared_times, monkeypatch, run_first):
+    force_shape(monkeypatch, run_first)
+    run = UserTaskEvent.objects.get(pk=shared_times[0]).user_task_run
+    services.assign_user_task_run(run_id=run.run_id, user_group="jedi-council", actor=ENGINE)
+    temple = [e.user_task_run_id for e in listed(manager_client.get(EVENTS, {"group": "jedi-temple", "limit": 500}))]
+    assert run.pk not in temple and len(temple) == 33
+    council = [e.user_task_run_id for e in listed(manager_client.get(EVENTS, {"group": "jedi-council", "limit": 500}))]
+    assert council.count(run.pk) == 4
+
+
+def test_few_old_runs_are_read_run_first_and_many_recent_ones_joined(shared_times, monkeypatch):
+    monkeypatch.setattr(audit, "PAGE_SIZE", 10)  # jedi-council's 40 runs: 4 pages of runs, the newest events
+
+    def shape(params):
+        filterset = audit.AuditEventFilter(params, queryset=UserTaskEvent.objects.all())
+        assert filterset.is_valid()
+        return "runs" if audit._list_query(filterset).runs is not None else "joined"
+
+    assert shape({"group": "jedi-temple"}) == "runs"
+    assert shape({"wf_run": UserTaskEvent.objects.first().user_task_run.wf_run_id}) == "runs"
+    assert shape({"group": "jedi-council"}) == "joined"
+    assert shape({"type": "ASSIGNED"}) == "joined"  # no filter on the run

@@ -309,3 +309,24 @@ def test_the_state_of_the_run_comes_before_the_results(request, engine, final):
 def test_a_mismatched_user_comes_before_the_results(obiwans, engine):
     with rejected(obiwans, FailedPrecondition):
         complete(obiwans, engine, user_id="yoda", results={"bogus": 1}, strategy="FAIL_ON_MISMATCHED_USER_ID")
+
+
+def test_a_defs_fields_are_read_once_per_process_and_never_reused_for_another_def(
+    start_run, django_assert_num_queries
+):
+    from usertasks.models import UserTaskDef, UserTaskField
+
+    first, second = start_run(user_id="obiwan"), start_run(user_id="obiwan")
+    complete(first, SYSTEM, user_id="obiwan", results={"requestedItem": "comlink"})
+    udef = UserTaskDef.objects.get(pk=second.user_task_def_id)
+    names = [f.name for f in udef.fields.all()]
+    with django_assert_num_queries(0):
+        assert [f.name for f in services._def_fields(udef)] == names
+    # A field saved in this process (never done by the services: a def version is immutable)
+    # drops the cached fields, and a row with the same id but another identity is not trusted.
+    UserTaskField.objects.create(user_task_def=udef, position=99, name="extra", type="STR", required=True)
+    with rejected(second, InvalidArgument, "extra"):
+        complete(second, SYSTEM, user_id="obiwan", results={"requestedItem": "comlink"})
+    stale = UserTaskDef(pk=udef.pk, name=udef.name, version=udef.version + 1, created_at=udef.created_at)
+    with django_assert_num_queries(1):
+        services._def_fields(stale)

@@ -9,6 +9,8 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils.html import escape
 
 from usertasks import services, views
 from usertasks.actors import SYSTEM
@@ -293,6 +295,15 @@ def test_list_pages_run_the_same_number_of_queries_for_1_and_50_rows(
     with django_assert_num_queries(len(one_row)):
         response = obiwan_client.get(f"/?tab={tab}&user_task_def_name=it-request")
     assert len(rows(response)) == 50
+
+
+def test_row_links_are_what_reverse_gives(obiwan_client, start_run):
+    run = start_run(user_id="obiwan", wf_run_id="Order_42-x")
+    page = obiwan_client.get("/").content.decode()
+    link = reverse("usertasks:task", args=(run.wf_run_id, run.user_task_guid))
+    assert link.startswith("/tasks/Order_42-x/")
+    assert f'href="{escape(link)}"' in page
+    assert obiwan_client.get(link).status_code == 200
 
 
 # --- escaping -----------------------------------------------------------------------------------

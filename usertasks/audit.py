@@ -15,7 +15,8 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 import django_filters
 from django import forms
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Count, F, Q
+from django.db import connection
+from django.db.models import Aggregate, BooleanField, Count, DurationField, F, Func, Q, Subquery
 from django.db.models.functions import TruncDate
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -137,6 +138,82 @@ def _filtered_events(request):
     return filterset, filterset.qs.order_by()
 
 
+# --- the list's query plan -------------------------------------------------------------------
+#
+# Filters on the run (task type, user, group, workflow run) are on another table than the order
+# (event time). Joined, PostgreSQL walks `ute_time_id` newest first and looks up each event's run
+# until it has a page: quick when the matching runs are many and recent, seconds when they are few
+# or old (a retired group's runs: 2.5 M events read at 1M runs). The other shape takes the page
+# from the matching runs' events: `ute_run_time_id` (run, time, id) read alone, one descent per
+# run, the newest (time, id) beyond the cursor kept — cost in proportion to the number of runs,
+# whatever their age — and then reads the page's rows by primary key. Both give the same rows in
+# the same order; which is cheaper is decided per request from three small index reads:
+#   - the walk: the 50th newest matching run created before the cursor, and how many events that
+#     pass the event filters (type, actor, time) lie between it and the cursor (a run's events
+#     come after its creation, so the walk ends about there; counted up to WALK_MAX);
+#   - the runs: how many runs match (counted up to what the walk would cost, at most RUNS_MAX).
+# Neither estimate affects which rows are shown, only how they are found.
+
+RUN_FILTERS = {"task_type": "user_task_def_name", "user": "user_id", "group": "user_group", "wf_run": "wf_run_id"}
+EVENT_FILTERS = {"type": "type", "actor": "actor", "since": "time__gte", "until": "time__lte"}
+WALK_MAX = 10000  # events: beyond this the walk is "long"
+RUNS_MAX = 8000  # runs read run first when the walk is long (about 3 index pages each)
+WALK_COST = 3  # an event walked (and its run looked up) costs about as much as this many runs read run first
+
+
+@dataclass
+class ListQuery:
+    """The event list's query: `events` alone, or `events` of the runs of `runs` (run first)."""
+
+    events: object
+    runs: object = None
+
+
+def _list_query(filterset, before: datetime | None = None) -> ListQuery:
+    """The cheaper shape for the filter's page that ends at `before` (None: the newest)."""
+    data = filterset.form.cleaned_data
+    run_filter = {column: data[name] for name, column in RUN_FILTERS.items() if data.get(name) not in (None, "")}
+    joined = ListQuery(filterset.qs.order_by())
+    if not run_filter:
+        return joined
+    runs = UserTaskRun.objects.filter(**run_filter).order_by()
+    end = min((t for t in (before, data.get("until")) if t), default=None)
+    recent = runs.filter(scheduled_time__lte=end) if end else runs
+    created = list(recent.order_by("-scheduled_time", "-id").values_list("scheduled_time", flat=True)[:PAGE_SIZE])
+    event_filter = {lookup: data[name] for name, lookup in EVENT_FILTERS.items() if data.get(name) not in (None, "")}
+    events = UserTaskEvent.objects.filter(**event_filter).order_by()
+    walked = events
+    if before:
+        walked = walked.filter(time__lte=before)
+    if len(created) == PAGE_SIZE:
+        walked = walked.filter(time__gte=created[-1])
+    walk = walked.values("id")[: WALK_MAX + 1].count()
+    limit = RUNS_MAX if walk > WALK_MAX else min(walk * WALK_COST, RUNS_MAX)
+    if runs.values("id")[: limit + 1].count() > limit:
+        return joined
+    return ListQuery(events, runs.values("id"))
+
+
+def _of_runs(events, runs):
+    """`events` whose run is in `runs`. On PostgreSQL as `= ANY(ARRAY(subquery))`: the planner
+    cannot turn that into the join it misjudges, and scans the (run, time, id) index per run."""
+    if connection.vendor != "postgresql":
+        return events.filter(user_task_run__in=runs)
+    return events.filter(_AnyOfArray(F("user_task_run_id"), Subquery(runs)))
+
+
+class _AnyOfArray(Func):
+    """`column = ANY(ARRAY(subquery))` (PostgreSQL)."""
+
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, subquery = self.get_source_expressions()
+        column_sql, column_params = compiler.compile(column)
+        subquery_sql, subquery_params = compiler.compile(subquery)  # "(SELECT …)"
+        return f"{column_sql} = ANY(ARRAY{subquery_sql})", (*column_params, *subquery_params)
+
+
 # --- keyset pages ----------------------------------------------------------------------------
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
@@ -159,19 +236,24 @@ class EventPage:
     newer: str | None = None  # cursor of the previous page, towards newer events
 
 
-def _page(qs, *, older: str | None, newer: str | None, size: int) -> EventPage:
+def _page(query: ListQuery, *, older: str | None, newer: str | None, size: int) -> EventPage:
     """Newest first by (time, id); a page starts after a cursor — one index range, no OFFSET."""
+    qs, order = query.events, ("-time", "-id")
     if newer:
         at, pk = _parse_cursor(newer)
-        qs = qs.filter(time__gte=at).filter(Q(time__gt=at) | Q(pk__gt=pk)).order_by("time", "id")
-        rows = list(qs[: size + 1])
-        more, rows = len(rows) > size, rows[:size][::-1]
-        return EventPage(rows, older=_cursor(rows[-1]) if rows else None, newer=_cursor(rows[0]) if more else None)
-    if older:
+        qs, order = qs.filter(time__gte=at).filter(Q(time__gt=at) | Q(pk__gt=pk)), ("time", "id")
+    elif older:
         at, pk = _parse_cursor(older)
         qs = qs.filter(time__lte=at).filter(Q(time__lt=at) | Q(pk__lt=pk))
-    rows = list(qs.order_by("-time", "-id")[: size + 1])
+    qs = qs.order_by(*order)
+    if query.runs is not None:
+        ids = _of_runs(qs, query.runs).values("id")[: size + 1]
+        qs = UserTaskEvent.objects.filter(pk__in=ids).order_by(*order)
+    rows = list(qs.select_related("user_task_run__user_task_def")[: size + 1])
     more, rows = len(rows) > size, rows[:size]
+    if newer:
+        rows = rows[::-1]
+        return EventPage(rows, older=_cursor(rows[-1]) if rows else None, newer=_cursor(rows[0]) if more else None)
     return EventPage(rows, older=_cursor(rows[-1]) if more else None, newer=_cursor(rows[0]) if older and rows else None)
 
 
@@ -197,8 +279,9 @@ def event_list(request):
     else:
         try:
             size = _page_size(request.GET.get("limit"))
-            qs = qs.select_related("user_task_run__user_task_def")
-            page = _page(qs, older=request.GET.get("older"), newer=request.GET.get("newer"), size=size)
+            older, newer = request.GET.get("older"), request.GET.get("newer")
+            query = _list_query(filterset, before=_parse_cursor(older)[0] if older and not newer else None)
+            page = _page(query, older=older, newer=newer, size=size)
         except (ValueError, OverflowError):
             return HttpResponseBadRequest("Invalid page: follow the Newer and Older links.")
     rows = [(event, describe_event(event.type, event.payload)) for event in page.events]
@@ -478,14 +561,35 @@ def _order_statistics(n: int, quantiles=(0.5, 0.9)) -> dict[float, tuple[int, in
     return positions
 
 
+class PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont(fraction) WITHIN GROUP (ORDER BY a duration)."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = DurationField()
+
+    def __init__(self, fraction: float, expression, **extra):
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
 def completion_times(period: Period) -> list[DurationRow]:
     """Median and p90 of creation → COMPLETED per task type, over runs completed in the period.
 
-    The durations stream from the database in order and only the ranks needed are kept, so
-    memory does not grow with the number of runs.
+    On PostgreSQL one aggregate query (percentile_cont). Elsewhere the durations stream from the
+    database in order and only the ranks needed are kept, so memory does not grow with the
+    number of runs.
     """
     completed = UserTaskEvent.objects.filter(type=Kind.COMPLETED, time__gte=period.start).order_by()
     name = "user_task_run__user_task_def_name"
+    if connection.vendor == "postgresql":  # one pass, in the database
+        took = F("time") - F("user_task_run__scheduled_time")
+        return [
+            DurationRow(task_type, n, median, p90)
+            for task_type, n, median, p90 in completed.values(name)
+            .annotate(n=Count("id"), median=PercentileCont(0.5, took), p90=PercentileCont(0.9, took))
+            .order_by(name)
+            .values_list(name, "n", "median", "p90")
+        ]
     counts = dict(completed.values(name).annotate(n=Count("id")).values_list(name, "n"))
     if not counts:
         return []

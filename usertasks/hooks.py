@@ -176,7 +176,10 @@ def _execute(row: ScheduledAction, run: UserTaskRun) -> tuple[str, str]:
 def notify_workflow(run: UserTaskRun, event: str) -> CallbackDelivery | None:
     """Inside the transaction that made the run DONE or CANCELLED: when its WfRun has a
     callback_url, store the body (the run JSON as of now) and deliver it after commit."""
-    url = WfRun.objects.filter(pk=run.wf_run_id).values_list("callback_url", flat=True).first()
+    if UserTaskRun.wf_run.is_cached(run):  # read with the locked run (services._locked)
+        url = run.wf_run.callback_url
+    else:
+        url = WfRun.objects.filter(pk=run.wf_run_id).values_list("callback_url", flat=True).first()
     if not url:
         return None
     body = json.dumps({"event": event, "user_task_run": run_as_dict(run)}, cls=DjangoJSONEncoder)

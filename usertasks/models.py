@@ -1,14 +1,18 @@
 """The domain model of DESIGN §2. Only usertasks/services.py writes these tables."""
 
+import functools
 import hashlib
 import secrets
+from datetime import UTC
 from itertools import combinations
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import models
+from django.contrib.auth import get_user_model
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from .variables import TYPE_CHOICES
 
@@ -191,6 +195,9 @@ class UserTaskEvent(models.Model):
             models.Index(fields=["time", "id"], name="ute_time_id"),
             models.Index(fields=["type", "time", "id"], name="ute_type_time_id"),
             models.Index(fields=["actor", "time", "id"], name="ute_actor_time_id"),
+            # The audit list filtered by fields of the run: the matching runs' events, newest
+            # first, read from this index alone (audit._list_query, "run first").
+            models.Index(fields=["user_task_run", "time", "id"], name="ute_run_time_id"),
         ]
 
     def __str__(self) -> str:
@@ -239,18 +246,42 @@ class ApiToken(models.Model):
 
     @classmethod
     def authenticate(cls, secret: str):
-        """The active user the secret belongs to, or None; records the use (at most once a minute)."""
-        token = (
-            cls.objects.select_related("user")
-            .filter(token_hash=cls.hash_secret(secret), revoked_at__isnull=True, user__is_active=True)
-            .first()
-        )
-        if token is None:
+        """The active user the secret belongs to, or None; records the use (at most once a minute).
+
+        Every API request comes here, so it is one hand-written query (the ORM spends ~1 ms of
+        CPU building the same join, raw SQL ~0.2 ms): the user with its username and flags (other
+        fields load on access) and the token's id and last use as extra attributes."""
+        user = next(iter(get_user_model().objects.raw(_authenticate_sql(), [cls.hash_secret(secret), True])), None)
+        if user is None:
             return None
         now = timezone.now()
-        if token.last_used_at is None or (now - token.last_used_at).total_seconds() >= 60:
-            cls.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user
+        last_used_at = user.token_last_used_at
+        if isinstance(last_used_at, str):  # SQLite hands extra columns of a raw query over unconverted
+            last_used_at = parse_datetime(last_used_at)
+        if last_used_at is not None and timezone.is_naive(last_used_at):
+            last_used_at = timezone.make_aware(last_used_at, UTC)
+        if last_used_at is None or (now - last_used_at).total_seconds() >= 60:
+            cls.objects.filter(pk=user.token_id).update(last_used_at=now)
+        return user
+
+
+@functools.cache
+def _authenticate_sql() -> str:
+    User = get_user_model()
+    user, token = User._meta, ApiToken._meta
+
+    def column(meta, name: str) -> str:
+        return connection.ops.quote_name(meta.get_field(name).column)
+
+    q = connection.ops.quote_name
+    return (
+        f"SELECT u.{column(user, user.pk.name)}, u.{column(user, User.USERNAME_FIELD)}, u.{column(user, 'is_superuser')},"
+        f" u.{column(user, 'is_active')}, t.{column(token, 'id')} AS token_id,"
+        f" t.{column(token, 'last_used_at')} AS token_last_used_at"
+        f" FROM {q(token.db_table)} t INNER JOIN {q(user.db_table)} u ON u.{column(user, user.pk.name)} = t.{column(token, 'user')}"
+        f" WHERE t.{column(token, 'token_hash')} = %s AND t.{column(token, 'revoked_at')} IS NULL"
+        f" AND u.{column(user, 'is_active')} = %s"
+    )
 
 
 # --- timers, workflow callbacks and notifications (DESIGN §5, §6) ------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
+from django.db.models.signals import post_delete, post_save
 
 from .actors import PERM_PUT_DEF, PERM_START_RUN, Actor
 from .exceptions import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -254,17 +255,44 @@ def _record(run: UserTaskRun, kind: str, *, actor: Actor, **payload) -> UserTask
 
 
 def _locked(run_id: Any, actor: Actor) -> UserTaskRun:
-    """The run, row-locked for the rest of the transaction; NotFound if absent or not visible."""
+    """The run, row-locked for the rest of the transaction; NotFound if absent or not visible.
+    Its def and WfRun come with it (unlocked): hooks.notify_workflow reads the callback_url."""
     key = _run_key(run_id)
-    run = (
+    rows = list(
         UserTaskRun.objects.select_for_update(of=("self",))
-        .select_related("user_task_def")
+        .select_related("user_task_def", "wf_run")
         .filter(wf_run_id=key.wf_run_id, user_task_guid=key.user_task_guid)
-        .first()
+        .order_by()[:1]  # the pair is unique: no ORDER BY needed
     )
+    run = rows[0] if rows else None
     if run is None or not actor.can_see(run):
         raise NotFound(f"UserTaskRun {key.wf_run_id}/{key.user_task_guid} not found")
     return run
+
+
+# A def version's fields never change once put (DESIGN §2: a change is a new version), so each
+# process keeps them per version after the first read. An entry is used only while the def row
+# still has the same name, version and created_at (test databases reuse ids), and saving or
+# deleting a def or a field in this process drops the entries (signals at the end of the module).
+_def_fields_cache: dict[tuple[str, int], tuple[tuple, tuple[UserTaskField, ...]]] = {}
+DEF_FIELDS_CACHE_MAX = 1000
+
+
+def _def_fields(udef: UserTaskDef) -> tuple[UserTaskField, ...]:
+    """The def's fields in order, read once per process and version."""
+    key, identity = (udef._state.db, udef.pk), (udef.name, udef.version, udef.created_at)
+    cached = _def_fields_cache.get(key)
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    fields = tuple(udef.fields.all())
+    if len(_def_fields_cache) >= DEF_FIELDS_CACHE_MAX:
+        _def_fields_cache.clear()
+    _def_fields_cache[key] = (identity, fields)
+    return fields
+
+
+def _forget_def_fields(sender, instance, using, **kwargs) -> None:
+    _def_fields_cache.pop((using, instance.pk if sender is UserTaskDef else instance.user_task_def_id), None)
 
 
 def _require_open(run: UserTaskRun, doing: str) -> None:
@@ -497,7 +525,7 @@ def complete_user_task_run(
     _require_open(run, "completed")
     if run.user_id is not None and run.user_id != user_id and strategy == "FAIL_ON_MISMATCHED_USER_ID":
         raise FailedPrecondition(f"UserTaskRun is assigned to {run.user_id}, not {user_id}")
-    clean = validate_results(run.user_task_def.fields.all(), results, require_all=True)
+    clean = validate_results(_def_fields(run.user_task_def), results, require_all=True)
     if run.user_id != user_id:
         _assign(run, user_id=user_id, user_group=run.user_group, actor=actor)
     run.status = Status.DONE
@@ -532,7 +560,7 @@ def save_user_task_run_progress(
     _require_open(run, "saved")
     if policy == "FAIL_IF_CLAIMED_BY_OTHER" and run.user_id is not None and run.user_id != user_id:
         raise FailedPrecondition(f"UserTaskRun is claimed by {run.user_id}; pass policy IGNORE_CLAIM to save anyway")
-    clean = validate_results(run.user_task_def.fields.all(), results, require_all=False)
+    clean = validate_results(_def_fields(run.user_task_def), results, require_all=False)
     run.results = clean
     run.save(update_fields=["results", "updated_at"])
     _record(run, Kind.SAVED, actor=actor, user_id=user_id, results=clean)
@@ -683,3 +711,8 @@ def delete_comment(*, run_id: Any, user_comment_id: Any, user_id: Any, actor: Ac
     _touch(run)
     _record(run, Kind.COMMENT_DELETED, actor=actor, user_comment_id=comment_id, user_id=user_id)
     return run
+
+
+for _model in (UserTaskDef, UserTaskField):
+    post_save.connect(_forget_def_fields, sender=_model, dispatch_uid=f"def-fields-save-{_model.__name__}")
+    post_delete.connect(_forget_def_fields, sender=_model, dispatch_uid=f"def-fields-delete-{_model.__name__}")
