@@ -1,6 +1,9 @@
 """Reminders (DESIGN §5): the email with a link, the in-app notification and its pages, the
 TASK_EXECUTED event; remind_user_task_run's checks."""
 
+import re
+from datetime import datetime, timezone as dt_timezone
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core import mail
@@ -207,3 +210,30 @@ def test_messages_are_escaped_on_the_list(client, people, start_run):
     page = client.get("/notifications/").content.decode()
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_notification_pages_are_keyset_pages_that_show_each_notification_once(
+    client, it_request, django_assert_max_num_queries
+):
+    from usertasks import notifications as notifications_module
+
+    # They all share one instant: the keyset must still page through each exactly once.
+    SAME_INSTANT = datetime(2026, 3, 2, 9, 0, tzinfo=dt_timezone.utc)
+    user = User.objects.create_user("paged", password="pw")
+    run = services.start_user_task_run(user_task_def_name="it-request", user_group="jedi-council", actor=SYSTEM)
+    size = notifications_module.PAGE_SIZE
+    made = Notification.objects.bulk_create(
+        Notification(user=user, user_task_run=run, message=f"reminder number {i:04d}", created_at=SAME_INSTANT)
+        for i in range(size * 2 + 3)
+    )
+    client.force_login(user)
+    seen, url, pages = [], "/notifications/", 0
+    while url:
+        with django_assert_max_num_queries(12):
+            html = client.get(url).content.decode()
+        pages += 1
+        seen += [i for i in range(len(made)) if f"reminder number {i:04d}" in html]
+        older = re.search(r'href="\?before=(\d+)"', html)
+        url = f"/notifications/?before={older.group(1)}" if older else None
+    assert pages == 3
+    assert sorted(seen) == list(range(len(made))) and len(seen) == len(made)

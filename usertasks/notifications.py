@@ -8,7 +8,7 @@ them read (the reader's own rows, not audited domain state) and builds the email
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.mail import EmailMessage, get_connection
-from django.core.paginator import Paginator
+from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -80,11 +80,20 @@ def unread_count(request) -> dict:
 @login_required
 @require_GET
 def notification_list(request):
+    """The user's notifications, newest first, in keyset pages ("Older" carries the last one's id)."""
     notifications = Notification.objects.filter(user=request.user).select_related("user_task_run")
-    page = Paginator(notifications, PAGE_SIZE).get_page(request.GET.get("page"))
+    before = request.GET.get("before", "")
+    cursor = notifications.filter(pk=int(before)).values("created_at", "id").first() if before.isdigit() else None
+    if cursor is not None:
+        notifications = notifications.filter(created_at__lte=cursor["created_at"]).filter(
+            Q(created_at__lt=cursor["created_at"]) | Q(id__lt=cursor["id"])
+        )
+    rows = list(notifications.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
+    page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     for notification in page:
         notification.task_path = task_path(notification.user_task_run)
-    return render(request, "usertasks/notification_list.html", {"page": page})
+    context = {"notifications": page, "older": page[-1].pk if more else None, "is_first_page": cursor is None}
+    return render(request, "usertasks/notification_list.html", context)
 
 
 @login_required
